@@ -1,0 +1,21 @@
+"""go_async: a typed worker pool for asyncio, with retries and typed drains.
+
+Example::
+
+    from go_async import Args, Drain, Pool, Task
+
+    out: Drain[int] = Drain()
+
+    async def square(args: Args[int]) -> None:
+        args.drain.send(args.input**2)
+
+    Pool(limit=8).go(Task(square).with_input(n).drain_to(out) for n in range(10))
+    assert sorted(out.drain()) == [n**2 for n in range(10)]
+"""
+
+from ._drain import Drain
+from ._pool import Pool
+from ._task import Args, Task
+from ._testing import WaitLog, set_testing
+
+__all__ = ["Args", "Drain", "Pool", "Task", "WaitLog", "set_testing"]

@@ -1,0 +1,83 @@
+"""The retry policy and its adapter to tenacity (the only module importing tenacity)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
+
+from . import _testing
+from ._checks import positive_int, seconds
+
+DEFAULT_MAX_WAIT = 30.0
+
+# 2.0 ** 1024 overflows a float; no wait is ever that long anyway.
+_MAX_DOUBLINGS = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How often to try and how long to wait between tries.
+
+    ``attempts`` counts every try, the first included. The wait after the
+    n-th failure is ``sleep * 2 ** (n - 1)`` plus a jitter drawn from
+    ``[0, half of that]``, and never more than ``max_wait`` in all.
+    """
+
+    attempts: int
+    sleep: float
+    max_wait: float
+
+    @classmethod
+    def checked(cls, where: str, attempts: object, sleep: object, max_wait: object) -> RetryPolicy:
+        return cls(
+            positive_int(where, "attempts", attempts),
+            seconds(where, "sleep", sleep),
+            seconds(where, "max_wait", max_wait),
+        )
+
+    def wait(self, failures: int) -> float:
+        """Seconds to wait after ``failures`` failed attempts."""
+        base = self.sleep * 2.0 ** min(failures - 1, _MAX_DOUBLINGS)
+        jitter = _testing.jitter_source().uniform(0, base / 2)
+        return min(self.max_wait, base + jitter)
+
+    def _tenacity_wait(self, state: RetryCallState) -> float:
+        return self.wait(state.attempt_number)
+
+
+async def call_with_retry(call: Callable[[], Awaitable[None]], policy: RetryPolicy) -> None:
+    """Run ``call`` until it succeeds or ``policy.attempts`` tries have failed.
+
+    The first try runs bare: entering tenacity costs tens of microseconds, so a
+    call that succeeds at once (the common case) never pays for it. Only
+    ``Exception`` is retried; cancellation, ``KeyboardInterrupt`` and
+    ``SystemExit`` pass straight through. The last error is raised as it is.
+    """
+    try:
+        await call()
+    except Exception as error:
+        if policy.attempts == 1:
+            raise
+        first_failure: Exception | None = error
+    else:
+        return
+
+    async def attempt() -> None:
+        # Tenacity's first attempt replays the failure we already saw, so that
+        # its own loop owns every wait and the count of attempts.
+        nonlocal first_failure
+        if first_failure is not None:
+            failure, first_failure = first_failure, None
+            raise failure
+        await call()
+
+    retrying = AsyncRetrying(
+        stop=stop_after_attempt(policy.attempts),
+        wait=policy._tenacity_wait,
+        retry=retry_if_exception_type(Exception),
+        reraise=True,
+        sleep=_testing.backoff_sleep,
+    )
+    await retrying(attempt)

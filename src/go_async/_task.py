@@ -1,0 +1,178 @@
+"""Task[T], the immutable spec of one unit of work, and Args[T], what its function receives."""
+
+from __future__ import annotations
+
+import enum
+import inspect
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any, Generic, Self, TypeVar, overload
+
+from ._drain import Drain
+from ._retry import DEFAULT_MAX_WAIT, RetryPolicy
+
+T = TypeVar("T")
+
+
+class _Missing(enum.Enum):
+    MISSING = enum.auto()
+
+
+_MISSING = _Missing.MISSING
+
+
+class Args(Generic[T]):
+    """What a task's function receives: the task's ``input`` and its ``drain``.
+
+    Reading one that the task was not given raises ``LookupError`` naming
+    the task and the call that would give it.
+
+    Example::
+
+        async def double(args: Args[int]) -> None:
+            args.drain.send(args.input * 2)
+    """
+
+    __slots__ = ("_task",)
+
+    def __init__(self, task: Task[T]) -> None:
+        self._task = task
+
+    @property
+    def task(self) -> Task[T]:
+        """The task being run."""
+        return self._task
+
+    @property
+    def input(self) -> T:
+        """The value given by ``Task.with_input``."""
+        value = self._task._input
+        if value is _MISSING:
+            msg = f"{self._task!r} has no input: give it one with .with_input(value)"
+            raise LookupError(msg)
+        return value
+
+    @property
+    def drain(self) -> Drain[T]:
+        """The drain given by ``Task.drain_to``."""
+        drain = self._task._drain
+        if drain is None:
+            msg = f"{self._task!r} has no drain: give it one with .drain_to(drain)"
+            raise LookupError(msg)
+        return drain
+
+    def __repr__(self) -> str:
+        return f"Args({self._task!r})"
+
+
+class Task(Generic[T]):
+    """An immutable spec: a function, its input, where its results go, how it retries.
+
+    ``fn`` takes an ``Args[T]`` and returns nothing. An ``async def`` runs on
+    the event loop; a plain ``def`` runs in a worker thread so that it cannot
+    block the loop. Every ``with_*``/``drain_to`` call returns a new task, so
+    one base task serves many inputs.
+
+    Example::
+
+        async def greet(args: Args[str]) -> None:
+            args.drain.send(f"hello {args.input}")
+
+        out: Drain[str] = Drain()
+        base = Task(greet).drain_to(out).with_retry(3, 0.1)
+        Pool(limit=4).go(base.with_input(name) for name in ["ada", "bob"])
+    """
+
+    __slots__ = ("_drain", "_fn", "_input", "_is_async", "_retry")
+
+    _fn: Callable[[Args[T]], Awaitable[None] | None]
+    _input: T | _Missing
+    _drain: Drain[T] | None
+    _retry: RetryPolicy | None
+    _is_async: bool
+
+    @overload
+    def __init__(self, fn: Callable[[Args[T]], Awaitable[None]]) -> None: ...
+    @overload
+    def __init__(self, fn: Callable[[Args[T]], None]) -> None: ...
+    def __init__(self, fn: Callable[[Args[T]], Awaitable[None] | None]) -> None:
+        if not callable(fn):
+            msg = f"Task(fn): fn must be a function taking Args, got {fn!r} ({type(fn).__name__})"
+            raise TypeError(msg)
+        self._fn = fn
+        self._is_async = _is_async_callable(fn)
+        self._input = _MISSING
+        self._drain = None
+        self._retry = None
+
+    def with_input(self, value: T) -> Self:
+        """A copy of this task whose ``args.input`` is ``value``."""
+        task = self._copy()
+        task._input = value
+        return task
+
+    def drain_to(self, drain: Drain[T]) -> Self:
+        """A copy of this task whose ``args.drain`` is ``drain``."""
+        if not isinstance(drain, Drain):
+            msg = f"Task.drain_to(drain): drain must be a Drain, got {drain!r} ({type(drain).__name__})"
+            raise TypeError(msg)
+        task = self._copy()
+        task._drain = drain
+        return task
+
+    def with_retry(
+        self,
+        attempts: int,
+        sleep: float | timedelta = 0.1,
+        *,
+        max_wait: float | timedelta = DEFAULT_MAX_WAIT,
+    ) -> Self:
+        """A copy of this task that tries up to ``attempts`` times in all.
+
+        After the n-th failure it waits ``sleep * 2 ** (n - 1)`` seconds plus a
+        jitter of up to half that, at most ``max_wait`` in all. Only
+        ``Exception`` is retried; the last error is the task's error.
+        """
+        task = self._copy()
+        task._retry = RetryPolicy.checked("Task.with_retry", attempts, sleep, max_wait)
+        return task
+
+    async def execute(self) -> None:
+        """Run this task once on its own, with its retries, raising its final error."""
+        from ._run import run_alone  # noqa: PLC0415 - _run imports this module
+
+        await run_alone(self)
+
+    def __repr__(self) -> str:
+        parts = [_describe(self._fn)]
+        if self._input is not _MISSING:
+            parts.append(f"input={self._input!r}")
+        if self._drain is not None:
+            parts.append(f"drain={self._drain!r}")
+        if self._retry is not None:
+            parts.append(f"retry={self._retry.attempts}x{self._retry.sleep}s")
+        return f"Task({', '.join(parts)})"
+
+    def _copy(self) -> Self:
+        # A copy by hand: dataclasses.replace costs ~10x more, and with_input
+        # runs once per task in the hot path of every pool.
+        cls = type(self)
+        task = cls.__new__(cls)
+        task._fn = self._fn
+        task._is_async = self._is_async
+        task._input = self._input
+        task._drain = self._drain
+        task._retry = self._retry
+        return task
+
+
+def _is_async_callable(fn: Callable[..., Any]) -> bool:
+    if inspect.iscoroutinefunction(fn):
+        return True
+    call = getattr(fn, "__call__", None)  # noqa: B004 - an instance with an async __call__
+    return not inspect.isroutine(fn) and inspect.iscoroutinefunction(call)
+
+
+def _describe(fn: Callable[..., Any]) -> str:
+    name = getattr(fn, "__qualname__", None)
+    return name if isinstance(name, str) else repr(fn)

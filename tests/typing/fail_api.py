@@ -1,0 +1,56 @@
+"""Calls that must be rejected: each marked line carries the error it must raise.
+
+mypy runs with warn_unused_ignores, so a marked line that stops failing is an error.
+"""
+
+from dataclasses import dataclass
+
+from go_async import Args, Drain, Pool, Task
+
+
+@dataclass(frozen=True)
+class User:
+    name: str
+
+
+async def fetch(args: Args[User]) -> None:
+    args.drain.send(User(args.input.name))
+
+
+async def takes_an_int(value: int) -> None:
+    pass
+
+
+def returns_a_value(args: Args[User]) -> int:
+    return 1
+
+
+users: Drain[User] = Drain()
+numbers: Drain[int] = Drain()
+
+# A drain of another type.
+Task(fetch).drain_to(numbers)  # type: ignore[arg-type]
+
+# An input of another type.
+Task(fetch).with_input("ada")  # type: ignore[arg-type]
+
+# Sending a value of the wrong type.
+users.send(42)  # type: ignore[arg-type]
+
+# A function that does not take Args[T].
+Task(takes_an_int)  # type: ignore[arg-type]
+
+# A plain function must return nothing.
+Task(returns_a_value)  # type: ignore[arg-type]
+
+# A bare function is not a task.
+Pool().go([fetch])  # type: ignore[list-item]
+
+# A single task is not an iterable of tasks.
+Pool().go(Task(fetch))  # type: ignore[arg-type]
+
+# The limit is an int.
+Pool(limit="8")  # type: ignore[arg-type]
+
+# The drain's values are typed.
+name: str = users.drain()[0]  # type: ignore[assignment]

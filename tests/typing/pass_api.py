@@ -1,0 +1,53 @@
+"""Calls that must type-check, with the types they must keep."""
+
+import asyncio
+from dataclasses import dataclass
+from typing import assert_type
+
+from go_async import Args, Drain, Pool, Task, WaitLog, set_testing
+
+
+@dataclass(frozen=True)
+class User:
+    name: str
+
+
+async def fetch(args: Args[User]) -> None:
+    assert_type(args.input, User)
+    assert_type(args.drain, Drain[User])
+    assert_type(args.task, Task[User])
+    args.drain.send(User(args.input.name.title()))
+
+
+def fetch_sync(args: Args[User]) -> None:
+    args.drain.send(args.input)
+
+
+out: Drain[User] = Drain()
+assert_type(Task(fetch), Task[User])
+assert_type(Task(fetch_sync), Task[User])
+assert_type(Task(fetch).with_input(User("ada")), Task[User])
+assert_type(Task(fetch).drain_to(out), Task[User])
+assert_type(Task(fetch).with_retry(3, 0.2).with_input(User("a")).drain_to(out), Task[User])
+assert_type(out.drain(), list[User])
+assert_type(len(out), int)
+
+pool = Pool(limit=8)
+assert_type(Pool().with_limit(8).with_retry(3, 0.5, max_wait=2.0), Pool)
+assert_type(pool.limit, int | None)
+assert_type(pool.errors(), list[Exception])
+pool.go([Task(fetch).with_input(User("a")).drain_to(out)])
+pool.go(Task(fetch_sync).with_input(u).drain_to(out) for u in [User("b")])
+
+
+async def main() -> None:
+    await pool.ago([Task(fetch).with_input(User("c")).drain_to(out)])
+    await Task(fetch).with_input(User("d")).drain_to(out).execute()
+    async for user in out:
+        assert_type(user, User)
+
+
+with set_testing(seed=3) as log:
+    assert_type(log, WaitLog)
+    assert_type(log.waits, list[float])
+    asyncio.run(main())
