@@ -1,4 +1,4 @@
-"""Fetch many pages from a flaky service: a limit, retries with backoff, and a drain.
+"""Fetch many pages from a flaky service: a limit, retries with backoff, a drain read live.
 
 The "service" is simulated so the script runs anywhere: every page fails on its
 first try and about one in five fails a second time, so retries do real work.
@@ -54,11 +54,19 @@ async def main() -> None:
     base = Task(fetch).with_retry(4, 0.01, max_wait=0.1)
     pool = Pool(limit=5)
 
-    await pool.ago(base.with_input(url) for url in urls)
-    total = sum(page.size for page in pages.drain())
+    async def report() -> int:
+        total = 0
+        async for page in pages:  # reads pages as they arrive, until the drain is closed
+            total += page.size
+        return total
+
+    async with asyncio.TaskGroup() as group:
+        total = group.create_task(report())
+        await pool.ago(base.with_input(url) for url in urls)
+        pages.close()  # no run feeds this drain itself, so we say when it is complete
 
     tries = sorted(page.tries for page in pages.drain())
-    print(f"fetched {len(pages)} pages, {total} bytes, at most {service.peak} at once")
+    print(f"fetched {len(pages)} pages, {total.result()} bytes, at most {service.peak} at once")
     print(f"pages that needed 2 tries: {tries.count(2)}, 3 tries: {tries.count(3)}")
 
 

@@ -1,6 +1,8 @@
 import asyncio
 import threading
 
+import pytest
+
 from go_async import Args, Drain, Pool, Task
 
 
@@ -121,3 +123,32 @@ def test_a_cancelled_reader_leaves_no_waiter_behind() -> None:
         assert out._waiters == []
 
     asyncio.run(main())
+
+
+def test_close_ends_readers_of_a_drain_no_run_feeds() -> None:
+    """A drain filled by hand (or through a closure) ends its readers with close()."""
+    out: Drain[str] = Drain()
+
+    async def main() -> list[str]:
+        async def read() -> list[str]:
+            return [value async for value in out]
+
+        reader = asyncio.create_task(read())
+        out.send("a")
+        await asyncio.sleep(0)
+        out.send("b")
+        out.close()
+        return await reader
+
+    assert asyncio.run(main()) == ["a", "b"]
+    assert out.closed
+    assert repr(out) == "<Drain of 2 values, closed>"
+
+
+def test_a_closed_drain_refuses_sends() -> None:
+    """Sending after close is a bug, reported with the value and the drain."""
+    out: Drain[int] = Drain()
+    out.close()
+    with pytest.raises(RuntimeError, match=r"Drain\.send\(3\): <Drain of 0 values, closed> is closed"):
+        out.send(3)
+    assert out.drain() == []

@@ -14,9 +14,9 @@ class Drain(Generic[T]):
     """Collects the values that tasks send, in send order.
 
     ``send`` never blocks and is safe from worker threads; ``drain()`` returns
-    every value sent so far. While a run feeds the drain, ``async for`` reads
-    the values as they arrive, and stops once every run that fed it has ended
-    and each value was read.
+    every value sent so far. ``async for`` reads the values as they arrive and
+    stops, once each value was read, when every run that fed the drain has
+    ended or when ``close()`` was called (for a drain that no run feeds).
 
     Example::
 
@@ -25,7 +25,7 @@ class Drain(Generic[T]):
         assert out.drain() == [1] and len(out) == 1
     """
 
-    __slots__ = ("__weakref__", "_feeders", "_lock", "_values", "_waiters", "_was_fed")
+    __slots__ = ("__weakref__", "_closed", "_feeders", "_lock", "_values", "_waiters", "_was_fed")
 
     def __init__(self) -> None:
         self._values: list[T] = []
@@ -33,9 +33,13 @@ class Drain(Generic[T]):
         self._lock = threading.Lock()
         self._feeders = 0
         self._was_fed = False
+        self._closed = False
 
     def send(self, value: T) -> None:
-        """Add ``value``; from a coroutine or from any thread."""
+        """Add ``value``; from a coroutine or from any thread. Refused once closed."""
+        if self._closed:
+            msg = f"Drain.send({value!r}): {self!r} is closed"
+            raise RuntimeError(msg)
         self._values.append(value)
         # Readers register before re-checking the length, so one of the two
         # always sees the other: this check without the lock is safe.
@@ -46,11 +50,22 @@ class Drain(Generic[T]):
         """Every value sent so far, in send order (a new list each call)."""
         return self._values.copy()
 
+    def close(self) -> None:
+        """Send no more values: readers stop once they have read every value."""
+        self._closed = True
+        self._wake_readers()
+
+    @property
+    def closed(self) -> bool:
+        """Whether ``close()`` was called."""
+        return self._closed
+
     def __len__(self) -> int:
         return len(self._values)
 
     def __repr__(self) -> str:
-        return f"<Drain of {len(self._values)} values>"
+        state = ", closed" if self._closed else ""
+        return f"<Drain of {len(self._values)} values{state}>"
 
     def __aiter__(self) -> AsyncIterator[T]:
         return self._read()
@@ -71,7 +86,7 @@ class Drain(Generic[T]):
             await self._wait_beyond(position)
 
     def _finished(self) -> bool:
-        return self._was_fed and self._feeders == 0
+        return self._closed or (self._was_fed and self._feeders == 0)
 
     async def _wait_beyond(self, position: int) -> None:
         loop = asyncio.get_running_loop()
