@@ -1,13 +1,21 @@
 import asyncio
 import threading
+from typing import TypeVar
 
 import pytest
 
 from go_async import Args, Drain, Pool, Task
 
+T = TypeVar("T")
+
 
 async def send_input(args: Args[int]) -> None:
     args.drain.send(args.input)
+
+
+async def read_all(drain: Drain[T]) -> list[T]:
+    """Every value an `async for` over the drain yields, until it ends."""
+    return [value async for value in drain]
 
 
 def test_drain_keeps_send_order_and_returns_copies() -> None:
@@ -66,10 +74,7 @@ def test_async_for_started_before_the_run_waits_for_it() -> None:
     out: Drain[int] = Drain()
 
     async def main() -> list[int]:
-        async def read() -> list[int]:
-            return [value async for value in out]
-
-        reader = asyncio.create_task(read())
+        reader = asyncio.create_task(read_all(out))
         await asyncio.sleep(0)  # let the reader reach its wait before any run exists
         assert not reader.done()
         await Pool(limit=2).ago(Task(send_input).with_input(n).drain_to(out) for n in range(4))
@@ -83,10 +88,7 @@ def test_async_for_after_the_run_yields_everything_then_stops() -> None:
     out: Drain[int] = Drain()
     Pool().go(Task(send_input).with_input(n).drain_to(out) for n in range(3))
 
-    async def read() -> list[int]:
-        return [value async for value in out]
-
-    assert sorted(asyncio.run(read())) == [0, 1, 2]
+    assert sorted(asyncio.run(read_all(out))) == [0, 1, 2]
 
 
 def test_async_for_wakes_on_sends_from_worker_threads() -> None:
@@ -97,10 +99,7 @@ def test_async_for_wakes_on_sends_from_worker_threads() -> None:
         args.drain.send(args.input)
 
     async def main() -> list[int]:
-        async def read() -> list[int]:
-            return [value async for value in out]
-
-        reader = asyncio.create_task(read())
+        reader = asyncio.create_task(read_all(out))
         await Pool(limit=3).ago(Task(send_sync).with_input(n).drain_to(out) for n in range(30))
         return await reader
 
@@ -112,10 +111,7 @@ def test_a_cancelled_reader_leaves_no_waiter_behind() -> None:
     out: Drain[int] = Drain()
 
     async def main() -> None:
-        async def read() -> list[int]:
-            return [value async for value in out]
-
-        reader = asyncio.create_task(read())
+        reader = asyncio.create_task(read_all(out))
         await asyncio.sleep(0)
         assert out._waiters
         reader.cancel()
@@ -130,10 +126,7 @@ def test_close_ends_readers_of_a_drain_no_run_feeds() -> None:
     out: Drain[str] = Drain()
 
     async def main() -> list[str]:
-        async def read() -> list[str]:
-            return [value async for value in out]
-
-        reader = asyncio.create_task(read())
+        reader = asyncio.create_task(read_all(out))
         out.send("a")
         await asyncio.sleep(0)
         out.send("b")

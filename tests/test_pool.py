@@ -18,6 +18,15 @@ async def send_input(args: Args[int]) -> None:
     args.drain.send(args.input)
 
 
+async def wait_for_cancel(cancelled: list[int], index: int) -> None:
+    """Wait until cancelled, recording `index` in `cancelled` when it comes."""
+    try:
+        await asyncio.Event().wait()
+    except asyncio.CancelledError:
+        cancelled.append(index)
+        raise
+
+
 class Peak:
     """Counts tasks running at once; when `gate_at` run together, it opens the gate for all."""
 
@@ -295,11 +304,7 @@ def test_cancelling_ago_cancels_running_tasks_and_starts_no_more(limit: int | No
         started.append(args.input)
         if len(started) == total:
             all_started.set()
-        try:
-            await asyncio.Event().wait()
-        except asyncio.CancelledError:
-            cancelled.append(args.input)
-            raise
+        await wait_for_cancel(cancelled, args.input)
 
     async def main() -> None:
         run = asyncio.create_task(Pool(limit=limit).ago(Task(hang).with_input(n) for n in range(10)))
@@ -382,11 +387,7 @@ def test_an_interrupt_in_a_task_stops_the_run_and_is_not_collected(
             raise interrupt
         if len(started) == 3:
             others_started.set()
-        try:
-            await asyncio.Event().wait()
-        except asyncio.CancelledError:
-            cancelled.append(args.input)
-            raise
+        await wait_for_cancel(cancelled, args.input)
 
     pool = Pool(limit=limit)
     with pytest.raises(interrupt):

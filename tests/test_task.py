@@ -1,11 +1,12 @@
 import asyncio
+import contextvars
 import threading
 from collections.abc import Awaitable
 from datetime import timedelta
 
 import pytest
 
-from go_async import Args, Drain, Task, WaitLog
+from go_async import Args, Drain, Pool, Task, WaitLog
 
 
 async def send_input(args: Args[int]) -> None:
@@ -149,3 +150,19 @@ def test_an_object_with_async_call_runs_on_the_loop() -> None:
 
     asyncio.run(Task(Sender()).drain_to(out).execute())
     assert out.drain() == [threading.current_thread().name]
+
+
+def test_context_variables_reach_sync_and_async_functions() -> None:
+    """What the caller set in a ContextVar is visible inside tasks, in threads too."""
+    request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id")
+    seen: Drain[str] = Drain()
+
+    async def on_loop(args: Args[str]) -> None:
+        args.drain.send(f"async {request_id.get()}")
+
+    def in_thread(args: Args[str]) -> None:
+        args.drain.send(f"sync {request_id.get()}")
+
+    request_id.set("r-42")
+    Pool(limit=2).go([Task(on_loop).drain_to(seen), Task(in_thread).drain_to(seen)])
+    assert sorted(seen.drain()) == ["async r-42", "sync r-42"]

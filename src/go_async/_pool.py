@@ -101,7 +101,7 @@ class Pool:
         run.raise_failures()
 
     def __repr__(self) -> str:
-        retry = "" if self._retry is None else f", retry={self._retry.attempts}x{self._retry.sleep}s"
+        retry = "" if self._retry is None else f", retry={self._retry}"
         return f"Pool(limit={self._limit}{retry})"
 
     def _copy(self) -> Self:

@@ -37,6 +37,9 @@ class RetryPolicy:
             seconds(where, "max_wait", max_wait),
         )
 
+    def __str__(self) -> str:
+        return f"{self.attempts}x{self.sleep}s"
+
     def wait(self, failures: int) -> float:
         """Seconds to wait after ``failures`` failed attempts."""
         base = self.sleep * 2.0 ** min(failures - 1, _MAX_DOUBLINGS)

@@ -150,7 +150,7 @@ class Task(Generic[T]):
         if self._drain is not None:
             parts.append(f"drain={self._drain!r}")
         if self._retry is not None:
-            parts.append(f"retry={self._retry.attempts}x{self._retry.sleep}s")
+            parts.append(f"retry={self._retry}")
         return f"Task({', '.join(parts)})"
 
     def _copy(self) -> Self:
