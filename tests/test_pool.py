@@ -60,11 +60,12 @@ def test_the_limit_is_reached_and_never_exceeded(limit: int, tasks: int) -> None
     assert peak.peak == min(limit, tasks)
 
 
-def test_without_a_limit_every_task_starts_at_once() -> None:
-    """No task can finish before all 50 have started."""
-    peak = Peak(gate_at=50)
-    Pool().go(Task(peak).with_input(n) for n in range(50))
-    assert peak.peak == 50
+@pytest.mark.parametrize("tasks", [1, 50, 1_000])
+def test_without_a_limit_every_task_starts_at_once(tasks: int) -> None:
+    """No task can finish before all have started, however many batches of workers that takes."""
+    peak = Peak(gate_at=tasks)
+    Pool().go(Task(peak).with_input(n) for n in range(tasks))
+    assert peak.peak == tasks
 
 
 def test_sync_tasks_obey_the_limit_too() -> None:
@@ -448,14 +449,19 @@ def test_ctrl_c_during_go_cancels_running_tasks(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(os.environ.get("GO_ASYNC_SKIP_SLOW") == "1", reason="slow memory check skipped")
-def test_memory_is_bounded_by_the_limit_not_the_count() -> None:
-    """200,000 tasks from a generator at limit 50 stay within a few MB, flat as N grows."""
+@pytest.mark.parametrize("limit", [50, None])
+def test_memory_is_bounded_by_the_limit_not_the_count(limit: int | None) -> None:
+    """200,000 tasks from a generator stay within a few MB, flat as N grows.
+
+    Without a limit too: tasks that never suspend leave a worker free at once,
+    so no more workers are added than tasks run at the same time.
+    """
 
     async def noop(args: Args[int]) -> None:
         pass
 
     def peak_bytes(count: int) -> int:
-        pool = Pool(limit=50)
+        pool = Pool(limit=limit)
         base = Task(noop)
         tracemalloc.start()
         try:

@@ -50,30 +50,26 @@ class RetryPolicy:
         return self.wait(state.attempt_number)
 
 
-async def call_with_retry(call: Callable[[], Awaitable[None]], policy: RetryPolicy) -> None:
-    """Run ``call`` until it succeeds or ``policy.attempts`` tries have failed.
+async def retry_after(failure: Exception, call: Callable[[], Awaitable[None]], policy: RetryPolicy) -> None:
+    """Try ``call`` again after its first try failed with ``failure``, as ``policy`` allows.
 
-    The first try runs bare: entering tenacity costs tens of microseconds, so a
-    call that succeeds at once (the common case) never pays for it. Only
-    ``Exception`` is retried; cancellation, ``KeyboardInterrupt`` and
-    ``SystemExit`` pass straight through. The last error is raised as it is.
+    The first try runs bare, outside this function: entering tenacity costs
+    tens of microseconds, so a call that succeeds at once (the common case)
+    never pays for it. Only ``Exception`` is retried; cancellation,
+    ``KeyboardInterrupt`` and ``SystemExit`` pass straight through. The last
+    error is raised as it is.
     """
-    try:
-        await call()
-    except Exception as error:
-        if policy.attempts == 1:
-            raise
-        first_failure: Exception | None = error
-    else:
-        return
+    if policy.attempts == 1:
+        raise failure
+    first_failure: Exception | None = failure
 
     async def attempt() -> None:
         # Tenacity's first attempt replays the failure we already saw, so that
         # its own loop owns every wait and the count of attempts.
         nonlocal first_failure
         if first_failure is not None:
-            failure, first_failure = first_failure, None
-            raise failure
+            replayed, first_failure = first_failure, None
+            raise replayed
         await call()
 
     retrying = AsyncRetrying(

@@ -10,14 +10,20 @@ from operator import itemgetter
 from typing import Any, TypeVar
 
 from ._drain import Drain
-from ._retry import RetryPolicy, call_with_retry
-from ._task import Args, Task
+from ._retry import RetryPolicy, retry_after
+from ._task import Args, Task, _Core
 
 R = TypeVar("R")
 
+_new = object.__new__
+# What a run pulls from once its supply has ended.
+_NO_MORE: Iterator[Any] = iter(())
+# The most workers a run adds in one loop iteration (see `_add_workers`).
+_MAX_BATCH = 100
+
 
 class Run:
-    """The state of one run: its errors, the drains it feeds and its threads.
+    """The state of one run: its errors, the drains it feeds, its workers and threads.
 
     A pool holds only configuration; everything that one call of ``go``/``ago``
     changes lives here, so runs never share state by accident.
@@ -31,6 +37,7 @@ class Run:
         "_interrupt",
         "_parent",
         "_source_error",
+        "_specs",
         "_thread_limit",
         "_total",
     )
@@ -44,24 +51,16 @@ class Run:
         self._source_error: Exception | None = None
         self._interrupt: BaseException | None = None
         self._parent: asyncio.Task[Any] | None = None
+        self._specs: Iterator[Task[Any]] = _NO_MORE
         self._total = 0
 
     async def drive(self, tasks: Iterable[Task[Any]], limit: int | None) -> None:
         """Run every task of ``tasks`` to its end, at most ``limit`` at a time."""
-        specs = self._numbered(tasks)
+        self._specs = iter(tasks)
         self._parent = asyncio.current_task()
         try:
             async with asyncio.TaskGroup() as group:
-                if limit is None:
-                    for index, task in specs:
-                        group.create_task(self.execute(index, task))
-                    return
-                # Each worker starts with a task in hand, so a run of fewer
-                # tasks than the limit starts no idle workers.
-                for workers, (index, task) in enumerate(specs, start=1):
-                    group.create_task(self._worker(index, task, specs))
-                    if workers == limit:
-                        break
+                await self._add_workers(group, limit)
         except asyncio.CancelledError:
             if self._interrupt is None:
                 raise
@@ -73,43 +72,105 @@ class Run:
         finally:
             self.close()
 
-    async def _worker(self, index: int, task: Task[Any], specs: Iterator[tuple[int, Task[Any]]]) -> None:
-        # All workers pull from one iterator: no queue between producer and
-        # workers, and at most `limit` specs are out of it at any time.
+    async def run_here(self, task: Task[Any]) -> None:
+        """Run ``task`` alone, in the calling asyncio task, as a run of one."""
+        self._specs = iter((task,))
+        await self._work()
+
+    async def _add_workers(self, group: asyncio.TaskGroup, limit: int | None) -> None:
+        # Workers pull their own tasks, so tasks that finish without waiting
+        # all run on the first worker. While tasks remain, each loop iteration
+        # adds a batch of workers (1, 2, 4... up to _MAX_BATCH), until the
+        # limit: a pool reaches its limit within a few iterations, a small
+        # run starts few idle workers, and without a limit no task waits long
+        # for a worker while others wait on something.
+        started, batch = 0, 1
+        while True:
+            if limit is not None:
+                batch = min(batch, limit - started)
+            for _ in range(batch):
+                group.create_task(self._work())
+            started += batch
+            if started == limit:
+                return
+            await asyncio.sleep(0)
+            if self._specs is _NO_MORE:
+                return
+            batch = min(2 * batch, _MAX_BATCH)
+
+    async def _work(self) -> None:
+        """Pull the run's next task and run it, until there are none left.
+
+        This is the hot path of every pool, so it stays flat: a worker is one
+        coroutine for all its tasks, pulled straight from the user's iterable
+        (no queue between), and a task's first try is awaited right here,
+        retry or not; only a failure takes the slower path.
+        """
         me = asyncio.current_task()
         while True:
-            await self.execute(index, task)
+            try:
+                task = next(self._specs)
+            except StopIteration:
+                self._specs = _NO_MORE
+                return
+            except Exception as error:
+                # The user's iterable failed: no new task starts, the running
+                # ones finish, and `raise_failures` reports it. Raising here
+                # instead would abort the TaskGroup.
+                error.add_note(f"raised by the tasks iterable after {self._total} tasks")
+                self._stop_supply(error)
+                return
+            if not isinstance(task, Task):
+                self._stop_supply(not_a_task(self._total, task))
+                return
+            index = self._total
+            self._total = index + 1
+            core = task._core
+            if core.drain is not None and core.drain not in self._fed:
+                self._feed(core.drain)
+
+            args: Args[Any] = _new(Args)  # pyright: ignore[reportUnknownVariableType]
+            args._task = task
+            failure = None
+            try:
+                if core.is_async:
+                    await core.fn(args)  # type: ignore[misc] # an async fn returns an awaitable
+                else:
+                    await self._call_in_thread(core.fn, args)
+            except Exception as error:
+                failure = error
+            except (KeyboardInterrupt, SystemExit) as interrupt:
+                self._interrupted(interrupt)
+            if failure is not None:
+                await self._settle(index, core, args, failure)
             # A task that swallowed its CancelledError must not make a
             # cancelled worker pull and start the next one.
             if me is not None and me.cancelling():
                 raise asyncio.CancelledError
-            spec = next(specs, None)
-            if spec is None:
-                return
-            index, task = spec
 
-    async def execute(self, index: int, task: Task[Any]) -> None:
-        """Run ``task`` to its end, recording its final error under ``index``."""
-        drain = task._drain
-        if drain is not None and drain not in self._fed:
-            self._fed.add(drain)
-            drain._begin_feed()
-        args = Args(task)
-        policy = task._retry or self._default_retry
-        try:
-            if policy is not None:
-                await call_with_retry(lambda: self._call(task, args), policy)
-            elif task._is_async:
-                # The hot path, inlined: no extra coroutine per task.
-                result = task._fn(args)
-                if result is not None:
-                    await result
+    async def _settle(self, index: int, core: _Core, args: Args[Any], failure: Exception) -> None:
+        # Retry the failed task if its policy (or the pool's) says so, and
+        # record its final error otherwise.
+        policy = core.retry or self._default_retry
+        if policy is not None and policy.attempts > 1:
+            try:
+                await retry_after(failure, lambda: self._call(core, args), policy)
+            except Exception as error:
+                failure = error
+            except (KeyboardInterrupt, SystemExit) as interrupt:
+                self._interrupted(interrupt)
             else:
-                await self._call(task, args)
-        except Exception as error:
-            self._errors.append((index, error))
-        except (KeyboardInterrupt, SystemExit) as interrupt:
-            self._interrupted(interrupt)
+                return
+        self._errors.append((index, failure))
+
+    def _stop_supply(self, error: Exception) -> None:
+        self._source_error = error
+        self._specs = _NO_MORE
+
+    def _feed(self, drain: Drain[Any]) -> None:
+        # Readers of a drain wait until every run feeding it has ended.
+        self._fed.add(drain)
+        drain._begin_feed()
 
     def _interrupted(self, interrupt: BaseException) -> None:
         # Let KeyboardInterrupt or SystemExit escape a task and asyncio lets
@@ -125,11 +186,15 @@ class Run:
             self._parent.cancel()
         raise asyncio.CancelledError
 
-    async def _call(self, task: Task[Any], args: Args[Any]) -> None:
-        if task._is_async:
-            result = task._fn(args)
+    async def _call(self, core: _Core, args: Args[Any]) -> None:
+        # One try of a task, as `_work` makes its first one.
+        if core.is_async:
+            await core.fn(args)  # type: ignore[misc] # an async fn returns an awaitable
         else:
-            result = await self._in_thread(task._fn, args)
+            await self._call_in_thread(core.fn, args)
+
+    async def _call_in_thread(self, fn: Callable[[Args[Any]], Any], args: Args[Any]) -> None:
+        result = await self._in_thread(fn, args)
         # A plain function may still hand back an awaitable (a lambda calling
         # a coroutine function): run it rather than drop it.
         if result is not None:
@@ -149,22 +214,6 @@ class Run:
         except asyncio.CancelledError:
             await _outlast(future)
             raise
-
-    def _numbered(self, tasks: Iterable[Task[Any]]) -> Iterator[tuple[int, Task[Any]]]:
-        # An error from the user's iterable (or a non-task in it) stops the
-        # supply of new tasks; the running ones finish and `raise_failures`
-        # reports it. Raising here instead would abort the TaskGroup.
-        index = -1
-        try:
-            for index, task in enumerate(tasks):
-                if not isinstance(task, Task):
-                    self._source_error = not_a_task(index, task)
-                    return
-                self._total = index + 1
-                yield index, task
-        except Exception as error:
-            error.add_note(f"raised by the tasks iterable after {index + 1} tasks")
-            self._source_error = error
 
     def close(self) -> None:
         """End the run's feeds and threads (every thread call is done by now)."""
@@ -201,7 +250,7 @@ async def run_alone(task: Task[Any]) -> None:
     """Run one task outside any pool and raise its final error."""
     run = Run(default_retry=None, thread_limit=None)
     try:
-        await run.execute(0, task)
+        await run.run_here(task)
     finally:
         run.close()
     errors = run.errors()

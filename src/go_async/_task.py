@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import inspect
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any, Generic, Self, TypeVar, overload
 
@@ -55,7 +56,7 @@ class Args(Generic[T]):
     @property
     def drain(self) -> Drain[T]:
         """The drain given by ``Task.drain_to``."""
-        drain = self._task._drain
+        drain = self._task._core.drain
         if drain is None:
             msg = f"{self._task!r} has no drain: give it one with .drain_to(drain)"
             raise LookupError(msg)
@@ -63,6 +64,20 @@ class Args(Generic[T]):
 
     def __repr__(self) -> str:
         return f"Args({self._task!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class _Core:
+    """What every copy of a task that differs only by its input shares.
+
+    Keeping it apart makes ``with_input``, which runs once per task in the hot
+    path of every pool, a copy of two references.
+    """
+
+    fn: Callable[[Args[Any]], Awaitable[None] | None]
+    is_async: bool
+    drain: Drain[Any] | None = None
+    retry: RetryPolicy | None = None
 
 
 class Task(Generic[T]):
@@ -83,13 +98,10 @@ class Task(Generic[T]):
         Pool(limit=4).go(base.with_input(name) for name in ["ada", "bob"])
     """
 
-    __slots__ = ("_drain", "_fn", "_input", "_is_async", "_retry")
+    __slots__ = ("_core", "_input")
 
-    _fn: Callable[[Args[T]], Awaitable[None] | None]
+    _core: _Core
     _input: T | _Missing
-    _drain: Drain[T] | None
-    _retry: RetryPolicy | None
-    _is_async: bool
 
     @overload
     def __init__(self, fn: Callable[[Args[T]], Awaitable[None]]) -> None: ...
@@ -99,15 +111,13 @@ class Task(Generic[T]):
         if not callable(fn):
             msg = f"Task(fn): fn must be a function taking Args, got {fn!r} ({type(fn).__name__})"
             raise TypeError(msg)
-        self._fn = fn
-        self._is_async = _is_async_callable(fn)
+        self._core = _Core(fn, _is_async_callable(fn))
         self._input = _MISSING
-        self._drain = None
-        self._retry = None
 
     def with_input(self, value: T) -> Self:
         """A copy of this task whose ``args.input`` is ``value``."""
-        task = self._copy()
+        task = object.__new__(type(self))
+        task._core = self._core
         task._input = value
         return task
 
@@ -116,9 +126,7 @@ class Task(Generic[T]):
         if not isinstance(drain, Drain):
             msg = f"Task.drain_to(drain): drain must be a Drain, got {drain!r} ({type(drain).__name__})"
             raise TypeError(msg)
-        task = self._copy()
-        task._drain = drain
-        return task
+        return self._with_core(replace(self._core, drain=drain))
 
     def with_retry(
         self,
@@ -133,9 +141,8 @@ class Task(Generic[T]):
         jitter of up to half that, at most ``max_wait`` in all. Only
         ``Exception`` is retried; the last error is the task's error.
         """
-        task = self._copy()
-        task._retry = RetryPolicy.checked("Task.with_retry", attempts, sleep, max_wait)
-        return task
+        retry = RetryPolicy.checked("Task.with_retry", attempts, sleep, max_wait)
+        return self._with_core(replace(self._core, retry=retry))
 
     async def execute(self) -> None:
         """Run this task once on its own, with its retries, raising its final error."""
@@ -144,25 +151,20 @@ class Task(Generic[T]):
         await run_alone(self)
 
     def __repr__(self) -> str:
-        parts = [_describe(self._fn)]
+        core = self._core
+        parts = [_describe(core.fn)]
         if self._input is not _MISSING:
             parts.append(f"input={self._input!r}")
-        if self._drain is not None:
-            parts.append(f"drain={self._drain!r}")
-        if self._retry is not None:
-            parts.append(f"retry={self._retry}")
+        if core.drain is not None:
+            parts.append(f"drain={core.drain!r}")
+        if core.retry is not None:
+            parts.append(f"retry={core.retry}")
         return f"Task({', '.join(parts)})"
 
-    def _copy(self) -> Self:
-        # A copy by hand: dataclasses.replace costs ~10x more, and with_input
-        # runs once per task in the hot path of every pool.
-        cls = type(self)
-        task = cls.__new__(cls)
-        task._fn = self._fn
-        task._is_async = self._is_async
+    def _with_core(self, core: _Core) -> Self:
+        task = object.__new__(type(self))
+        task._core = core
         task._input = self._input
-        task._drain = self._drain
-        task._retry = self._retry
         return task
 
 

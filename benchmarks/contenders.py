@@ -1,0 +1,240 @@
+"""Every way of running n coroutines that the benchmark compares, one function each.
+
+Each contender runs one workload over ``range(n)`` with a limit (``None`` for
+none) and returns the values the workload collected, so the harness can check
+that nothing was lost. Peers are imported inside their function: a case's
+subprocess loads only the library it measures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+from go_async import Args, Drain, Pool, Task
+
+WORKLOADS = ("noop", "sleep0", "collect")
+
+
+class Work:
+    """One workload's coroutine functions, for peers (``item``) and for go_async (``task_fn``)."""
+
+    def __init__(self, kind: str) -> None:
+        if kind not in WORKLOADS:
+            msg = f"workload must be one of {WORKLOADS}, got {kind!r}"
+            raise ValueError(msg)
+        self.kind = kind
+        self.collected: list[int] = []
+        append = self.collected.append
+
+        async def noop(_: object) -> None:
+            return None
+
+        async def sleep0(_: object) -> None:
+            await asyncio.sleep(0)
+
+        async def collect(x: int) -> None:
+            append(x)
+
+        async def collect_task(args: Args[int]) -> None:
+            append(args.input)
+
+        self.item: Callable[[int], Coroutine[Any, Any, None]] = {
+            "noop": noop,
+            "sleep0": sleep0,
+            "collect": collect,
+        }[kind]
+        self.task_fn: Callable[[Args[int]], Coroutine[Any, Any, None]] = (
+            collect_task if kind == "collect" else self.item
+        )
+
+
+# --- the floor and a hand-written reference -------------------------------------
+
+
+def sequential(work: Work, limit: int | None, n: int) -> None:
+    item = work.item
+
+    async def main() -> None:
+        for i in range(n):
+            await item(i)
+
+    asyncio.run(main())
+
+
+def hand_workers(work: Work, limit: int | None, n: int) -> None:
+    item = work.item
+    assert limit is not None
+
+    async def main() -> None:
+        numbers = iter(range(n))
+
+        async def worker() -> None:
+            for i in numbers:
+                await item(i)
+
+        async with asyncio.TaskGroup() as group:
+            for _ in range(limit):
+                group.create_task(worker())
+
+    asyncio.run(main())
+
+
+# --- asyncio itself -------------------------------------------------------------
+
+
+def gather(work: Work, limit: int | None, n: int) -> None:
+    item = work.item
+
+    async def main() -> None:
+        await asyncio.gather(*(item(i) for i in range(n)))
+
+    asyncio.run(main())
+
+
+def task_group(work: Work, limit: int | None, n: int) -> None:
+    item = work.item
+
+    async def main() -> None:
+        async with asyncio.TaskGroup() as group:
+            for i in range(n):
+                group.create_task(item(i))
+
+    asyncio.run(main())
+
+
+def task_group_semaphore(work: Work, limit: int | None, n: int) -> None:
+    item = work.item
+    assert limit is not None
+
+    async def main() -> None:
+        semaphore = asyncio.Semaphore(limit)
+
+        async def guarded(i: int) -> None:
+            async with semaphore:
+                await item(i)
+
+        async with asyncio.TaskGroup() as group:
+            for i in range(n):
+                group.create_task(guarded(i))
+
+    asyncio.run(main())
+
+
+# --- the peers --------------------------------------------------------------------
+
+
+def anyio_group(work: Work, limit: int | None, n: int) -> None:
+    import anyio  # noqa: PLC0415 - each case loads only what it measures
+
+    item = work.item
+
+    async def main() -> None:
+        async with anyio.create_task_group() as group:
+            if limit is None:
+                for i in range(n):
+                    group.start_soon(item, i)
+                return
+            limiter = anyio.CapacityLimiter(limit)
+
+            async def guarded(i: int) -> None:
+                async with limiter:
+                    await item(i)
+
+            for i in range(n):
+                group.start_soon(guarded, i)
+
+    asyncio.run(main())
+
+
+def aiometer_each(work: Work, limit: int | None, n: int) -> None:
+    import aiometer  # noqa: PLC0415
+
+    async def main() -> None:
+        await aiometer.run_on_each(work.item, range(n), max_at_once=limit)
+
+    asyncio.run(main())
+
+
+def aiojobs_scheduler(work: Work, limit: int | None, n: int) -> None:
+    import aiojobs  # noqa: PLC0415
+
+    item = work.item
+
+    async def main() -> None:
+        scheduler = aiojobs.Scheduler(limit=limit, wait_timeout=None)
+        for i in range(n):
+            await scheduler.spawn(item(i))
+        await scheduler.wait_and_close()
+
+    asyncio.run(main())
+
+
+def asyncio_pool_map(work: Work, limit: int | None, n: int) -> None:
+    from asyncio_pool import AioPool  # type: ignore[import-untyped] # noqa: PLC0415
+
+    assert limit is not None
+
+    async def main() -> None:
+        async with AioPool(size=limit) as pool:
+            await pool.map(work.item, range(n))
+
+    asyncio.run(main())
+
+
+# --- go_async, used as its README shows -------------------------------------------
+
+
+def go_async(work: Work, limit: int | None, n: int) -> None:
+    base = Task(work.task_fn)
+    Pool(limit=limit).go(base.with_input(i) for i in range(n))
+
+
+def go_async_drain(work: Work, limit: int | None, n: int) -> None:
+    out: Drain[int] = Drain()
+
+    async def send(args: Args[int]) -> None:
+        args.drain.send(args.input)
+
+    base = Task(send if work.kind == "collect" else work.task_fn).drain_to(out)
+    Pool(limit=limit).go(base.with_input(i) for i in range(n))
+    work.collected.extend(out.drain())
+
+
+def go_async_retry(work: Work, limit: int | None, n: int) -> None:
+    base = Task(work.task_fn).with_retry(3)
+    Pool(limit=limit).go(base.with_input(i) for i in range(n))
+
+
+@dataclass(frozen=True)
+class Contender:
+    key: str
+    label: str
+    run: Callable[[Work, int | None, int], None]
+    limits: tuple[int | None, ...]
+    kind: str  # "floor", "reference", "asyncio", "peer" or "go_async"
+
+
+UNLIMITED: tuple[int | None, ...] = (None,)
+LIMITED: tuple[int | None, ...] = (100, 1)
+ANY: tuple[int | None, ...] = (None, 100, 1)
+
+CONTENDERS = {
+    c.key: c
+    for c in [
+        Contender("sequential", "sequential await (floor)", sequential, UNLIMITED, "floor"),
+        Contender("workers", "hand-written workers", hand_workers, LIMITED, "reference"),
+        Contender("gather", "asyncio.gather", gather, UNLIMITED, "asyncio"),
+        Contender("taskgroup", "asyncio.TaskGroup", task_group, UNLIMITED, "asyncio"),
+        Contender("tg_semaphore", "TaskGroup + Semaphore", task_group_semaphore, LIMITED, "peer"),
+        Contender("anyio", "anyio (+ CapacityLimiter)", anyio_group, ANY, "peer"),
+        Contender("aiometer", "aiometer.run_on_each", aiometer_each, ANY, "peer"),
+        Contender("aiojobs", "aiojobs.Scheduler", aiojobs_scheduler, ANY, "peer"),
+        Contender("asyncio_pool", "asyncio-pool AioPool.map", asyncio_pool_map, LIMITED, "peer"),
+        Contender("go_async", "go_async Pool.go", go_async, ANY, "go_async"),
+        Contender("go_async_drain", "go_async + drain", go_async_drain, ANY, "go_async"),
+        Contender("go_async_retry", "go_async + unused retry", go_async_retry, ANY, "go_async"),
+    ]
+}
