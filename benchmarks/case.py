@@ -15,13 +15,9 @@ import json
 import resource
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from contenders import CONTENDERS, Work  # noqa: E402 - needs the path above
-
-from go_async import Drain  # noqa: E402
+from contenders import CONTENDERS, Work
+from go_async import Drain
 
 WARM_UP_SIZE = 10_000
 
@@ -73,10 +69,7 @@ def main(argv: list[str]) -> None:
         msg = f"loop must be asyncio or uvloop, got {loop!r}"
         raise ValueError(msg)
     baseline = peak_rss_mb()
-    if key == "drain_send":
-        per_task = time_drain_send(n, reps)
-    else:
-        per_task = time_case(key, workload, limit, n, reps)
+    per_task = time_drain_send(n, reps) if key == "drain_send" else time_case(key, workload, limit, n, reps)
     print(json.dumps({"ns_per_task": per_task, "peak_mb": peak_rss_mb() - baseline}))
 
 

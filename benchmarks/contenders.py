@@ -41,14 +41,12 @@ class Work:
         async def collect_task(args: Args[int]) -> None:
             append(args.input)
 
-        self.item: Callable[[int], Coroutine[Any, Any, None]] = {
-            "noop": noop,
-            "sleep0": sleep0,
-            "collect": collect,
-        }[kind]
-        self.task_fn: Callable[[Args[int]], Coroutine[Any, Any, None]] = (
-            collect_task if kind == "collect" else self.item
-        )
+        self.item: Callable[[int], Coroutine[Any, Any, None]]
+        self.task_fn: Callable[[Args[int]], Coroutine[Any, Any, None]]
+        if kind == "collect":
+            self.item, self.task_fn = collect, collect_task
+        else:
+            self.item = self.task_fn = noop if kind == "noop" else sleep0
 
 
 # --- the floor and a hand-written reference -------------------------------------
@@ -172,8 +170,22 @@ def aiojobs_scheduler(work: Work, limit: int | None, n: int) -> None:
     asyncio.run(main())
 
 
+def asyncio_pool_spawn(work: Work, limit: int | None, n: int) -> None:
+    from asyncio_pool import AioPool  # noqa: PLC0415
+
+    item = work.item
+    assert limit is not None
+
+    async def main() -> None:
+        async with AioPool(size=limit) as pool:
+            for i in range(n):
+                await pool.spawn(item(i))
+
+    asyncio.run(main())
+
+
 def asyncio_pool_map(work: Work, limit: int | None, n: int) -> None:
-    from asyncio_pool import AioPool  # type: ignore[import-untyped] # noqa: PLC0415
+    from asyncio_pool import AioPool  # noqa: PLC0415
 
     assert limit is not None
 
@@ -232,7 +244,8 @@ CONTENDERS = {
         Contender("anyio", "anyio (+ CapacityLimiter)", anyio_group, ANY, "peer"),
         Contender("aiometer", "aiometer.run_on_each", aiometer_each, ANY, "peer"),
         Contender("aiojobs", "aiojobs.Scheduler", aiojobs_scheduler, ANY, "peer"),
-        Contender("asyncio_pool", "asyncio-pool AioPool.map", asyncio_pool_map, LIMITED, "peer"),
+        Contender("asyncio_pool_map", "asyncio-pool map", asyncio_pool_map, LIMITED, "peer"),
+        Contender("asyncio_pool_spawn", "asyncio-pool spawn", asyncio_pool_spawn, LIMITED, "peer"),
         Contender("go_async", "go_async Pool.go", go_async, ANY, "go_async"),
         Contender("go_async_drain", "go_async + drain", go_async_drain, ANY, "go_async"),
         Contender("go_async_retry", "go_async + unused retry", go_async_retry, ANY, "go_async"),

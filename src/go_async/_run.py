@@ -7,7 +7,7 @@ import contextvars
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from operator import itemgetter
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from ._drain import Drain
 from ._retry import RetryPolicy, retry_after
@@ -106,7 +106,7 @@ class Run:
         (no queue between), and a task's first try is awaited right here,
         retry or not; only a failure takes the slower path.
         """
-        me = asyncio.current_task()
+        me = cast("asyncio.Task[None]", asyncio.current_task())
         while True:
             try:
                 task = next(self._specs)
@@ -145,7 +145,7 @@ class Run:
                 await self._settle(index, core, args, failure)
             # A task that swallowed its CancelledError must not make a
             # cancelled worker pull and start the next one.
-            if me is not None and me.cancelling():
+            if me.cancelling():
                 raise asyncio.CancelledError
 
     async def _settle(self, index: int, core: _Core, args: Args[Any], failure: Exception) -> None:

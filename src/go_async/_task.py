@@ -20,6 +20,7 @@ class _Missing(enum.Enum):
 
 
 _MISSING = _Missing.MISSING
+_new = object.__new__
 
 
 class Args(Generic[T]):
@@ -116,7 +117,7 @@ class Task(Generic[T]):
 
     def with_input(self, value: T) -> Self:
         """A copy of this task whose ``args.input`` is ``value``."""
-        task = object.__new__(type(self))
+        task = _new(self.__class__)
         task._core = self._core
         task._input = value
         return task

@@ -1,0 +1,260 @@
+"""Turn the benchmark's cases into a Markdown report and a chart."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from contenders import CONTENDERS, WORKLOADS
+
+if TYPE_CHECKING:
+    from run import Case
+
+WORKLOAD_TEXT = {
+    "noop": "a coroutine that returns at once",
+    "sleep0": "a coroutine that awaits `asyncio.sleep(0)` once",
+    "collect": "a coroutine that sends its input to a collector (a list; for go_async + drain, a `Drain`)",
+}
+LIMIT_TEXT = {None: "no limit", 100: "limit 100", 1: "limit 1"}
+GO_ASYNC = "go_async"
+# Flat memory: at most this many MB more for 100 times the tasks (a design that
+# keeps every task alive grows by about 1 GB per million).
+FLAT_MB = 10.0
+
+
+class Figures:
+    """Medians by case, and the ratios the report needs."""
+
+    def __init__(self, cases: Iterable[Case]) -> None:
+        self.cases = [c for c in cases if c.ns_per_task]
+        self.by_key = {(c.loop, c.workload, c.limit, c.contender, c.size): c for c in self.cases}
+
+    def get(self, loop: str, workload: str, limit: int | None, key: str, size: int) -> Case | None:
+        return self.by_key.get((loop, workload, limit, key, size))
+
+    def ns(self, loop: str, workload: str, limit: int | None, key: str, size: int) -> float | None:
+        case = self.get(loop, workload, limit, key, size)
+        return None if case is None else case.median
+
+    def sizes(self, loop: str) -> list[int]:
+        return sorted({c.size for c in self.cases if c.loop == loop})
+
+    def loops(self) -> list[str]:
+        return [loop for loop in ("asyncio", "uvloop") if any(c.loop == loop for c in self.cases)]
+
+
+def markdown(
+    cases: list[Case], drain_ns: list[float], machine: dict[str, str], elapsed: float, *, quick: bool
+) -> str:
+    figures = Figures(cases)
+    lines = [
+        "# go_async benchmark results",
+        "",
+        f"Measured on {machine['date']} on {machine['cpu']}, {machine['os']}.  ",
+        f"Versions: {machine['versions']}.  ",
+        f"{'A quick run (a smoke test: small size, few figures worth quoting)' if quick else 'A full run'}, "
+        f"{elapsed / 60:.1f} minutes. Each case ran in its own process: one warm-up run, then "
+        f"{len(cases[0].ns_per_task) if cases and cases[0].ns_per_task else 5} timed runs; "
+        "figures are medians. Peak MB is the growth of the process's peak RSS over its size after imports.",
+        "",
+        "Regenerate with `python benchmarks/run.py` (`--quick` for a smoke run).",
+        "",
+        *targets(figures, drain_ns),
+    ]
+    for loop in figures.loops():
+        for workload in WORKLOADS:
+            lines += ["", f"## {loop} loop: {WORKLOAD_TEXT[workload]}"]
+            for limit in (None, 100, 1):
+                lines += ["", *table(figures, loop, workload, limit)]
+    skipped = [c for c in cases if c.skipped]
+    if skipped:
+        lines += ["", "## Cases not measured", ""]
+        lines += [
+            f"- {c.loop}, {c.workload}, {LIMIT_TEXT[c.limit]}, {c.size:,} tasks, "
+            f"{CONTENDERS[c.contender].label}: {c.skipped}"
+            for c in skipped
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def table(figures: Figures, loop: str, workload: str, limit: int | None) -> list[str]:
+    sizes = figures.sizes(loop)
+    rows = [
+        f"### {LIMIT_TEXT[limit]}",
+        "",
+        "Each cell: ns per task · its ratio to `asyncio.TaskGroup` (no limit) · its ratio to the "
+        "sequential floor, at the same size.",
+        "",
+        "| contender | " + " | ".join(f"{size:,} tasks" for size in sizes) + " | peak MB |",
+        "|---|" + "---:|" * len(sizes) + "---:|",
+    ]
+    for key, contender in CONTENDERS.items():
+        if limit not in contender.limits:
+            continue
+        cells, memory = [], []
+        for size in sizes:
+            case = figures.get(loop, workload, limit, key, size)
+            if case is None:
+                cells.append("—")
+                memory.append("—")
+                continue
+            group = figures.ns(loop, workload, None, "taskgroup", size)
+            floor = figures.ns(loop, workload, None, "sequential", size)
+            ratios = [f"{case.median / ref:.2f}×" if ref else "—" for ref in (group, floor)]
+            cells.append(f"{case.median:,.0f} · {ratios[0]} · {ratios[1]}")
+            memory.append(f"{case.peak_mb:,.1f}")
+        name = f"**{contender.label}**" if contender.kind == GO_ASYNC else contender.label
+        rows.append(f"| {name} | " + " | ".join(cells) + f" | {' / '.join(memory)} |")
+    return rows
+
+
+def targets(figures: Figures, drain_ns: list[float]) -> list[str]:
+    """The goals of issue 3, each with what this run measured."""
+    loop = "asyncio"
+    sizes = figures.sizes(loop)
+    if not sizes:
+        return []
+    size = min(sizes, key=lambda s: abs(s - 100_000))
+    rows = [
+        f"## Targets ({loop} loop, {size:,} tasks)",
+        "",
+        "| target | measured | met |",
+        "|---|---|:-:|",
+    ]
+
+    def row(text: str, measured: str, met: bool | None) -> None:
+        rows.append(f"| {text} | {measured} | {'—' if met is None else '✓' if met else '✗'} |")
+
+    for workload, factor in (("noop", 8), ("sleep0", 5)):
+        lead = lead_over_peers(figures, loop, workload, 100, size)
+        if lead is None:
+            row(f"limit 100, {workload}: ≥ {factor}× faster than every peer", "not measured", None)
+        else:
+            ratio, peer, fastest = lead
+            # No pool beats a hand-written loop: its lead bounds what is possible.
+            hand = figures.ns(loop, workload, 100, "workers", size)
+            bound = f"; a hand-written loop: {fastest / hand:.1f}×" if hand else ""
+            row(
+                f"limit 100, {workload}: ≥ {factor}× faster than every peer",
+                f"{ratio:.1f}× (closest: {peer}{bound})",
+                ratio >= factor,
+            )
+    go, floor = (
+        figures.ns(loop, "noop", 100, GO_ASYNC, size),
+        figures.ns(loop, "noop", None, "sequential", size),
+    )
+    if go and floor:
+        row(
+            "stretch: limit 100, noop: within 5× of the sequential floor",
+            f"{go / floor:.1f}×",
+            go / floor <= 5,
+        )
+    worst = worst_ratio(figures, loop, size, [(w, None, GO_ASYNC, "taskgroup") for w in WORKLOADS])
+    if worst:
+        row(
+            "no limit: within 1.15× of `asyncio.TaskGroup`",
+            f"{worst[0]:.2f}× at worst ({worst[1]})",
+            worst[0] <= 1.15,
+        )
+    pairs = [(w, limit, "go_async_retry", GO_ASYNC) for w in WORKLOADS for limit in (None, 100, 1)]
+    worst = worst_ratio(figures, loop, size, pairs, same_limit=True)
+    if worst:
+        row(
+            "a retry policy that never fires: within 1.3× of none",
+            f"{worst[0]:.2f}× at worst ({worst[1]})",
+            worst[0] <= 1.3,
+        )
+    memory = [figures.get(loop, "noop", 100, GO_ASYNC, s) for s in sizes]
+    peaks = [c.peak_mb for c in memory if c is not None and c.peak_mb is not None]
+    if len(peaks) > 1:
+        flat = max(peaks) - min(peaks) <= FLAT_MB
+        text = " / ".join(f"{p:.1f}" for p in peaks)
+        row(f"limit 100: memory flat from {sizes[0]:,} to {sizes[-1]:,} tasks", f"{text} MB", flat)
+    if drain_ns:
+        per_second = 1e9 / sorted(drain_ns)[len(drain_ns) // 2]
+        row(
+            "`Drain.send`: ≥ 5 million values a second from one thread",
+            f"{per_second / 1e6:.1f} million/s",
+            per_second >= 5e6,
+        )
+    return rows
+
+
+def lead_over_peers(
+    figures: Figures, loop: str, workload: str, limit: int, size: int
+) -> tuple[float, str, float] | None:
+    """go_async's lead over the fastest peer: the ratio, that peer, and its ns per task."""
+    go = figures.ns(loop, workload, limit, GO_ASYNC, size)
+    peers = [
+        (ns, contender.label)
+        for key, contender in CONTENDERS.items()
+        if contender.kind == "peer" and (ns := figures.ns(loop, workload, limit, key, size)) is not None
+    ]
+    if go is None or not peers:
+        return None
+    fastest, label = min(peers)
+    return fastest / go, label, fastest
+
+
+def worst_ratio(
+    figures: Figures,
+    loop: str,
+    size: int,
+    pairs: list[tuple[str, int | None, str, str]],
+    *,
+    same_limit: bool = False,
+) -> tuple[float, str] | None:
+    ratios = []
+    for workload, limit, key, reference in pairs:
+        ns = figures.ns(loop, workload, limit, key, size)
+        ref = figures.ns(loop, workload, limit if same_limit else None, reference, size)
+        if ns and ref:
+            ratios.append((ns / ref, f"{workload}, {LIMIT_TEXT[limit]}"))
+    return max(ratios) if ratios else None
+
+
+def chart(cases: list[Case], path: Path) -> None:
+    """A grid of bar charts, one per workload and limit, at the size nearest 100,000."""
+    import matplotlib as mpl  # noqa: PLC0415 - optional: the chart extra
+
+    mpl.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+    from matplotlib.ticker import NullFormatter  # noqa: PLC0415
+
+    figures = Figures(cases)
+    sizes = figures.sizes("asyncio")
+    size = min(sizes, key=lambda s: abs(s - 100_000))
+    limits = (None, 100, 1)
+    fig, axes = plt.subplots(len(WORKLOADS), len(limits), figsize=(16, 11), squeeze=False)
+    for row, workload in enumerate(WORKLOADS):
+        for column, limit in enumerate(limits):
+            axis = axes[row][column]
+            bars = [
+                (contender.label, ns, contender.kind)
+                for key, contender in CONTENDERS.items()
+                if (ns := figures.ns("asyncio", workload, limit, key, size)) is not None
+            ]
+            labels = [label for label, _, _ in bars]
+            colours = [
+                "tab:orange"
+                if kind == GO_ASYNC
+                else "tab:grey"
+                if kind in ("floor", "reference")
+                else "tab:blue"
+                for _, _, kind in bars
+            ]
+            axis.barh(labels, [ns for _, ns, _ in bars], color=colours)
+            axis.set_xscale("log")
+            axis.xaxis.set_minor_formatter(NullFormatter())
+            axis.invert_yaxis()
+            axis.set_title(f"{workload}, {LIMIT_TEXT[limit]}", fontsize=10)
+            axis.tick_params(labelsize=8)
+            if row == len(WORKLOADS) - 1:
+                axis.set_xlabel("ns per task (log scale, lower is better)", fontsize=8)
+    fig.suptitle(
+        f"Time per task, {size:,} tasks, asyncio loop (orange: go_async, grey: floor and hand-written)"
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)

@@ -1,0 +1,216 @@
+"""Run the benchmark: every contender, workload, limit and size, each case in its own process.
+
+    python benchmarks/run.py            # the full run (under 15 minutes on 2 cores)
+    python benchmarks/run.py --quick    # a smoke run (under a minute): proves the script works
+
+Needs the peers: ``pip install -e '.[bench]'`` (add ``chart`` for the PNG).
+Writes a Markdown report, the raw figures as JSON and, when matplotlib is
+installed, a PNG chart. Nothing here asserts anything about time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from contenders import CONTENDERS, WORKLOADS
+
+HERE = Path(__file__).resolve().parent
+LIMITS: tuple[int | None, ...] = (None, 100, 1)
+FULL_SIZES = (10_000, 100_000, 1_000_000)
+QUICK_SIZES = (2_000,)
+HEADLINE_SIZE = 100_000
+PEERS = ("anyio", "aiometer", "aiojobs", "asyncio-pool")
+DRAIN_SENDS = 1_000_000
+
+
+@dataclass
+class Case:
+    loop: str
+    workload: str
+    limit: int | None
+    size: int
+    contender: str
+    ns_per_task: list[float] = field(default_factory=list)
+    peak_mb: float | None = None
+    skipped: str = ""
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.ns_per_task)
+
+
+def plan(*, quick: bool) -> list[Case]:
+    """The cases of a run, smallest size first so that larger ones can be projected."""
+    sizes = QUICK_SIZES if quick else FULL_SIZES
+    loops = ("asyncio",) if quick else ("asyncio", "uvloop")
+    return [
+        Case(loop, workload, limit, size, key)
+        for loop in loops
+        for size in sizes
+        for workload in WORKLOADS
+        for limit in LIMITS
+        for key, contender in CONTENDERS.items()
+        if limit in contender.limits and (quick or in_full_run(loop, size, limit, key))
+    ]
+
+
+def in_full_run(loop: str, size: int, limit: int | None, key: str) -> bool:
+    """Whether the full run measures a case: everything would take hours, so it chooses.
+
+    Every case at 10,000 tasks. At 100,000, every contender with no limit and
+    with limit 100, and for limit 1 (where all run one at a time) go_async and
+    the hand-written loop. At 1,000,000, plain go_async, the floor and the
+    hand-written loop. On uvloop, the 100,000 cases with no limit and limit
+    100, but for anyio and aiometer, whose own Python code dominates.
+    """
+    ours = key in ("go_async", "go_async_drain", "go_async_retry", "sequential", "workers")
+    if loop == "uvloop":
+        return size == HEADLINE_SIZE and limit != 1 and key not in ("anyio", "aiometer")
+    if size == FULL_SIZES[0]:
+        return True
+    if size == HEADLINE_SIZE:
+        return limit != 1 or ours
+    return limit != 1 and key in ("go_async", "sequential", "workers")
+
+
+def run_case(case: Case, reps: int, python: str) -> None:
+    limit = "none" if case.limit is None else str(case.limit)
+    argv = [python, str(HERE / "case.py"), case.contender, case.workload, limit, str(case.size), str(reps)]
+    env = {
+        key: value for key, value in os.environ.items() if key != "STAGE"
+    }  # STAGE=test would force limit 1
+    done = subprocess.run([*argv, case.loop], capture_output=True, text=True, env=env, check=False)
+    if done.returncode != 0:
+        case.skipped = (
+            f"failed: {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else done.returncode}"
+        )
+        return
+    figures = json.loads(done.stdout)
+    case.ns_per_task = figures["ns_per_task"]
+    case.peak_mb = figures["peak_mb"]
+
+
+def projected_seconds(
+    case: Case, done: dict[tuple[str, str, int | None, str, int], Case], reps: int
+) -> float:
+    """Seconds the case should take, from the same case at the largest smaller size (0 if none)."""
+    smaller = [
+        c
+        for (loop, workload, limit, key, size), c in done.items()
+        if (loop, workload, limit, key) == (case.loop, case.workload, case.limit, case.contender)
+        and size < case.size
+        and c.ns_per_task
+    ]
+    if not smaller:
+        return 0.0
+    base = max(smaller, key=lambda c: c.size)
+    return base.median * case.size * reps / 1e9
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="one small size, asyncio loop only")
+    parser.add_argument("--reps", type=int, default=5, help="timed repetitions per case (after a warm-up)")
+    parser.add_argument(
+        "--max-case-seconds",
+        type=float,
+        default=40.0,
+        help="skip a case whose projected time exceeds this (0: never skip)",
+    )
+    parser.add_argument("--out", type=Path, help="where to write results.md/.json/.png")
+    args = parser.parse_args()
+    if args.reps < 5:
+        parser.error(f"--reps must be at least 5 (medians of fewer are noise), got {args.reps}")
+    out = args.out or (HERE / "out" if args.quick else HERE)
+    out.mkdir(parents=True, exist_ok=True)
+
+    started = time.monotonic()
+    cases = plan(quick=args.quick)
+    done: dict[tuple[str, str, int | None, str, int], Case] = {}
+    for number, case in enumerate(cases, start=1):
+        projection = projected_seconds(case, done, args.reps)
+        if args.max_case_seconds and projection > args.max_case_seconds:
+            case.skipped = f"skipped: projected {projection:.0f} s"
+        else:
+            run_case(case, args.reps, sys.executable)
+        done[(case.loop, case.workload, case.limit, case.contender, case.size)] = case
+        figure = case.skipped or f"{case.median:,.0f} ns/task, {case.peak_mb:.1f} MB"
+        limit = "none" if case.limit is None else case.limit
+        print(
+            f"[{number}/{len(cases)}] {case.loop} {case.workload} limit={limit} n={case.size:,} "
+            f"{case.contender}: {figure}",
+            flush=True,
+        )
+    drain_ns = drain_send_ns(args.reps)
+    elapsed = time.monotonic() - started
+
+    from report import chart, markdown  # noqa: PLC0415 - only once there is something to report
+
+    (out / "results.json").write_text(
+        json.dumps(
+            {"cases": [asdict(c) for c in cases], "drain_send_ns": drain_ns, "machine": machine()}, indent=1
+        )
+    )
+    (out / "results.md").write_text(markdown(cases, drain_ns, machine(), elapsed, quick=args.quick))
+    print(f"wrote {out / 'results.md'} in {elapsed / 60:.1f} minutes")
+    try:
+        chart(cases, out / "results.png")
+    except ModuleNotFoundError as missing:
+        print(f"no chart: {missing.name} is missing; pip install -e '.[chart]'")
+    else:
+        print(f"wrote {out / 'results.png'}")
+
+
+def drain_send_ns(reps: int) -> list[float]:
+    argv = [
+        sys.executable,
+        str(HERE / "case.py"),
+        "drain_send",
+        "-",
+        "none",
+        str(DRAIN_SENDS),
+        str(reps),
+        "asyncio",
+    ]
+    done = subprocess.run(argv, capture_output=True, text=True, check=True)
+    result: list[float] = json.loads(done.stdout)["ns_per_task"]
+    return result
+
+
+def machine() -> dict[str, str]:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    versions = {"python": platform.python_version(), "go_async": importlib.metadata.version("go-async")}
+    for name in (*PEERS, "uvloop"):
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = "missing"
+    return {
+        "cpu": f"{cpu}, {os.cpu_count()} cores",
+        "os": f"{platform.system()} {platform.release()}",
+        "versions": ", ".join(f"{name} {version}" for name, version in versions.items()),
+        "date": time.strftime("%Y-%m-%d"),
+    }
+
+
+if __name__ == "__main__":
+    main()

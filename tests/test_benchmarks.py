@@ -1,0 +1,104 @@
+"""The benchmark's plan and report: what it measures and how it judges the targets.
+
+Timing itself is never tested; CI runs `benchmarks/run.py --quick` to prove the
+script works end to end.
+"""
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+
+from contenders import CONTENDERS, WORKLOADS, Work
+from report import Figures, markdown, targets
+from run import Case, plan
+
+MACHINE = {"date": "2026-11-22", "cpu": "a CPU, 2 cores", "os": "Linux", "versions": "python 3.11"}
+
+
+def case(workload: str, limit: int | None, key: str, ns: float, size: int = 100_000, mb: float = 1.0) -> Case:
+    return Case("asyncio", workload, limit, size, key, ns_per_task=[ns] * 5, peak_mb=mb)
+
+
+def test_the_quick_plan_covers_every_contender_workload_and_limit() -> None:
+    """The CI smoke run reaches every code path the full run uses."""
+    measured = {(c.workload, c.limit, c.contender) for c in plan(quick=True)}
+    expected = {(w, limit, key) for w in WORKLOADS for key, c in CONTENDERS.items() for limit in c.limits}
+    assert measured == expected
+
+
+def test_the_full_plan_measures_what_the_targets_need() -> None:
+    """Everything at 10,000; every peer at 100,000 with limit 100; go_async at every size."""
+    cases = {(c.loop, c.size, c.workload, c.limit, c.contender) for c in plan(quick=False)}
+    for key, contender in CONTENDERS.items():
+        for workload in WORKLOADS:
+            for limit in contender.limits:
+                assert ("asyncio", 10_000, workload, limit, key) in cases
+            if 100 in contender.limits:
+                assert ("asyncio", 100_000, workload, 100, key) in cases
+    for size in (10_000, 100_000, 1_000_000):
+        assert ("asyncio", size, "noop", 100, "go_async") in cases
+    assert ("uvloop", 100_000, "sleep0", 100, "go_async") in cases
+
+
+@pytest.mark.parametrize(("closest_peer_ns", "met"), [(8_000.0, "✓"), (7_900.0, "✗")])
+def test_the_lead_over_peers_is_judged_against_the_fastest_peer(closest_peer_ns: float, met: str) -> None:
+    """8x on no-op means 8x less time than the fastest peer, which the report names."""
+    cases = [
+        case("noop", 100, "go_async", 1_000),
+        case("noop", 100, "workers", 200),
+        case("noop", 100, "aiojobs", 20_000),
+        case("noop", 100, "asyncio_pool_spawn", closest_peer_ns),
+    ]
+    [row] = [r for r in targets(Figures(cases), []) if "noop: ≥ 8×" in r]
+    bound = closest_peer_ns / 200
+    assert (
+        f"{closest_peer_ns / 1_000:.1f}× (closest: asyncio-pool spawn; a hand-written loop: {bound:.1f}×)"
+        in row
+    )
+    assert row.endswith(f"| {met} |")
+
+
+def test_memory_flatness_and_drain_speed_are_judged() -> None:
+    """Flat means a few MB more for 100 times the tasks; Drain.send needs 5 million a second."""
+    cases = [
+        case("noop", 100, "go_async", 1_000, size=10_000, mb=0.5),
+        case("noop", 100, "go_async", 1_000, size=1_000_000, mb=60.0),
+    ]
+    rows = targets(Figures(cases), [250.0] * 5)
+    assert any("0.5 / 60.0 MB | ✗ |" in r for r in rows)
+    assert any("4.0 million/s | ✗ |" in r for r in rows)
+
+
+def test_the_report_shows_ratios_to_taskgroup_and_the_floor() -> None:
+    """Each cell holds ns per task, its ratio to TaskGroup and to the sequential floor."""
+    cases = [
+        case("noop", None, "taskgroup", 8_000),
+        case("noop", None, "sequential", 100),
+        case("noop", None, "go_async", 800),
+    ]
+    text = markdown(cases, [100.0] * 5, MACHINE, 60.0, quick=False)
+    assert "| **go_async Pool.go** | 800 · 0.10× · 8.00× |" in text
+    assert "no limit: within 1.15× of `asyncio.TaskGroup` | 0.10× at worst (noop, no limit) | ✓ |" in text
+
+
+def test_a_skipped_case_is_listed_not_dropped() -> None:
+    """A case the run could not or would not measure is named with its reason."""
+    skipped = Case("asyncio", "noop", 100, 1_000_000, "anyio", skipped="skipped: projected 400 s")
+    text = markdown([case("noop", 100, "go_async", 800), skipped], [], MACHINE, 60.0, quick=False)
+    assert (
+        "- asyncio, noop, limit 100, 1,000,000 tasks, anyio (+ CapacityLimiter): skipped: projected 400 s"
+        in text
+    )
+
+
+@pytest.mark.parametrize("workload", WORKLOADS)
+def test_every_workload_collects_exactly_its_inputs(workload: str) -> None:
+    """The collect workload is how the benchmark checks that nothing was lost."""
+    for key, contender in CONTENDERS.items():
+        work = Work(workload)
+        contender.run(work, contender.limits[-1], 50)
+        expected = list(range(50)) if workload == "collect" else []
+        assert sorted(work.collected) == expected, key
