@@ -37,3 +37,25 @@ def seconds(where: str, name: str, value: object) -> float:
         msg = f"{where}: {name} must be finite and >= 0 seconds, got {value!r}"
         raise ValueError(msg)
     return number
+
+
+def timeout_seconds(where: str, value: object) -> float | None:
+    """Return ``value`` as a timeout: ``None`` (no timeout) or finite seconds > 0."""
+    if value is None:
+        return None
+    number = seconds(where, "seconds", value)
+    if number == 0:
+        msg = f"{where}: seconds must be > 0 (or None for no timeout), got {value!r}"
+        raise ValueError(msg)
+    return number
+
+
+def label(where: str, name: str, value: object) -> str:
+    """Return ``value`` if it is a non-empty ``str``."""
+    if not isinstance(value, str):
+        msg = f"{where}: {name} must be a str, got {value!r} ({type(value).__name__})"
+        raise TypeError(msg)
+    if not value:
+        msg = f"{where}: {name} must not be empty"
+        raise ValueError(msg)
+    return value

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any, Self
 
-from ._checks import positive_int
+from ._checks import positive_int, timeout_seconds
 from ._retry import DEFAULT_MAX_WAIT, RetryPolicy
 from ._run import Run, not_a_task
 from ._stage import effective_limit
@@ -29,11 +29,12 @@ class Pool:
         pool.go(Task(fetch).with_input(url).drain_to(pages) for url in urls)
     """
 
-    __slots__ = ("_errors", "_limit", "_retry")
+    __slots__ = ("_errors", "_limit", "_retry", "_timeout")
 
     def __init__(self, limit: int | None = None) -> None:
         self._limit = None if limit is None else positive_int("Pool", "limit", limit)
         self._retry: RetryPolicy | None = None
+        self._timeout: float | None = None
         self._errors: list[Exception] = []
 
     @property
@@ -60,6 +61,15 @@ class Pool:
         """
         pool = self._copy()
         pool._retry = RetryPolicy.checked("Pool.with_retry", attempts, sleep, max_wait)
+        return pool
+
+    def with_timeout(self, seconds: float | timedelta | None) -> Self:
+        """A copy of this pool whose tasks without a timeout of their own get this one.
+
+        See ``Task.with_timeout``; ``None`` removes the pool's timeout.
+        """
+        pool = self._copy()
+        pool._timeout = timeout_seconds("Pool.with_timeout", seconds)
         return pool
 
     def errors(self) -> list[Exception]:
@@ -93,7 +103,7 @@ class Pool:
         _check_tasks(tasks)
         self._errors = []
         limit = effective_limit(self._limit)
-        run = Run(default_retry=self._retry, thread_limit=limit)
+        run = Run(default_retry=self._retry, thread_limit=limit, default_timeout=self._timeout)
         try:
             await run.drive(tasks, limit)
         finally:
@@ -102,13 +112,15 @@ class Pool:
 
     def __repr__(self) -> str:
         retry = "" if self._retry is None else f", retry={self._retry}"
-        return f"Pool(limit={self._limit}{retry})"
+        timeout = "" if self._timeout is None else f", timeout={self._timeout}s"
+        return f"Pool(limit={self._limit}{retry}{timeout})"
 
     def _copy(self) -> Self:
         cls = type(self)
         pool = cls.__new__(cls)
         pool._limit = self._limit
         pool._retry = self._retry
+        pool._timeout = self._timeout
         pool._errors = []
         return pool
 

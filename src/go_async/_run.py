@@ -11,7 +11,7 @@ from typing import Any, TypeVar, cast
 
 from ._drain import Drain
 from ._retry import RetryPolicy, retry_after
-from ._task import Args, Task, _Core
+from ._task import Args, Task, _Core, run_numbers
 
 R = TypeVar("R")
 
@@ -31,10 +31,12 @@ class Run:
 
     __slots__ = (
         "_default_retry",
+        "_default_timeout",
         "_errors",
         "_executor",
         "_fed",
         "_interrupt",
+        "_number",
         "_parent",
         "_source_error",
         "_specs",
@@ -42,8 +44,16 @@ class Run:
         "_total",
     )
 
-    def __init__(self, *, default_retry: RetryPolicy | None, thread_limit: int | None) -> None:
+    def __init__(
+        self,
+        *,
+        default_retry: RetryPolicy | None,
+        thread_limit: int | None,
+        default_timeout: float | None = None,
+    ) -> None:
+        self._number = next(run_numbers)
         self._default_retry = default_retry
+        self._default_timeout = default_timeout
         self._thread_limit = thread_limit
         self._errors: list[tuple[int, Exception]] = []
         self._fed: set[Drain[Any]] = set()
@@ -107,6 +117,7 @@ class Run:
         retry or not; only a failure takes the slower path.
         """
         me = cast("asyncio.Task[None]", asyncio.current_task())
+        number, default_timeout = self._number, self._default_timeout
         while True:
             try:
                 task = next(self._specs)
@@ -130,31 +141,36 @@ class Run:
                 self._feed(core.drain)
 
             args: Args[Any] = _new(Args)  # pyright: ignore[reportUnknownVariableType]
-            args._task = task
+            args._task, args._run, args._index = task, number, index
+            timeout = core.timeout
+            if timeout is None:
+                timeout = default_timeout
             failure = None
             try:
-                if core.is_async:
+                if core.is_async and timeout is None:
                     await core.fn(args)  # type: ignore[misc] # an async fn returns an awaitable
                 else:
-                    await self._call_in_thread(core.fn, args)
+                    await self._call(core, args, timeout)
             except Exception as error:
                 failure = error
             except (KeyboardInterrupt, SystemExit) as interrupt:
                 self._interrupted(interrupt)
             if failure is not None:
-                await self._settle(index, core, args, failure)
+                await self._settle(index, core, args, timeout, failure)
             # A task that swallowed its CancelledError must not make a
             # cancelled worker pull and start the next one.
             if me.cancelling():
                 raise asyncio.CancelledError
 
-    async def _settle(self, index: int, core: _Core, args: Args[Any], failure: Exception) -> None:
+    async def _settle(
+        self, index: int, core: _Core, args: Args[Any], time_limit: float | None, failure: Exception
+    ) -> None:
         # Retry the failed task if its policy (or the pool's) says so, and
         # record its final error otherwise.
         policy = core.retry or self._default_retry
         if policy is not None and policy.attempts > 1:
             try:
-                await retry_after(failure, lambda: self._call(core, args), policy)
+                await retry_after(failure, lambda: self._call(core, args, time_limit), policy)
             except Exception as error:
                 failure = error
             except (KeyboardInterrupt, SystemExit) as interrupt:
@@ -186,9 +202,18 @@ class Run:
             self._parent.cancel()
         raise asyncio.CancelledError
 
-    async def _call(self, core: _Core, args: Args[Any]) -> None:
+    async def _call(self, core: _Core, args: Args[Any], time_limit: float | None) -> None:
         # One try of a task, as `_work` makes its first one.
-        if core.is_async:
+        if time_limit is not None:
+            deadline = asyncio.timeout(time_limit)
+            try:
+                async with deadline:
+                    await self._call(core, args, None)
+            except TimeoutError as error:
+                if deadline.expired():
+                    error.add_note(f"{args.task!r} timed out after {time_limit}s")
+                raise
+        elif core.is_async:
             await core.fn(args)  # type: ignore[misc] # an async fn returns an awaitable
         else:
             await self._call_in_thread(core.fn, args)

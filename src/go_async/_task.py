@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import enum
 import inspect
+import itertools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any, Generic, Self, TypeVar, overload
 
+from ._checks import label, timeout_seconds
 from ._drain import Drain
 from ._retry import DEFAULT_MAX_WAIT, RetryPolicy
 
@@ -21,24 +23,47 @@ class _Missing(enum.Enum):
 
 _MISSING = _Missing.MISSING
 _new = object.__new__
+# Every run (and every Args made by hand) takes a number, so that ids are
+# unique in the process.
+run_numbers = itertools.count(1)
 
 
 class Args(Generic[T]):
-    """What a task's function receives: the task's ``input`` and its ``drain``.
+    """What a task's function receives: its ``input`` and ``drain``, and who it is.
 
-    Reading one that the task was not given raises ``LookupError`` naming
-    the task and the call that would give it.
+    Reading an input or drain that the task was not given raises
+    ``LookupError`` naming the task and the call that would give it. ``id``,
+    ``name`` and ``tags`` say which run of which task this is, for logs.
+    ``Args(task)`` makes one for calling a task's function directly in a test.
 
     Example::
 
         async def double(args: Args[int]) -> None:
+            log.info("%s %s", args.id, args.name)
             args.drain.send(args.input * 2)
     """
 
-    __slots__ = ("_task",)
+    __slots__ = ("_index", "_run", "_task")
 
     def __init__(self, task: Task[T]) -> None:
         self._task = task
+        self._run = next(run_numbers)
+        self._index = 0
+
+    @property
+    def id(self) -> str:
+        """This run of the task, unique in the process: the run's number, a dot, the task's position."""
+        return f"{self._run}.{self._index}"
+
+    @property
+    def name(self) -> str | None:
+        """The name given by ``Task.with_name``, if any."""
+        return self._task._core.name
+
+    @property
+    def tags(self) -> tuple[str, ...]:
+        """The tags given by ``Task.with_tags``."""
+        return self._task._core.tags
 
     @property
     def task(self) -> Task[T]:
@@ -79,6 +104,9 @@ class _Core:
     is_async: bool
     drain: Drain[Any] | None = None
     retry: RetryPolicy | None = None
+    timeout: float | None = None
+    name: str | None = None
+    tags: tuple[str, ...] = ()
 
 
 class Task(Generic[T]):
@@ -145,6 +173,26 @@ class Task(Generic[T]):
         retry = RetryPolicy.checked("Task.with_retry", attempts, sleep, max_wait)
         return self._with_core(replace(self._core, retry=retry))
 
+    def with_timeout(self, seconds: float | timedelta | None) -> Self:
+        """A copy of this task whose every try fails with ``TimeoutError`` after ``seconds``.
+
+        A try that times out is a failure like any other: the task's retry, if
+        it has one, tries again. ``None`` means no timeout of its own (the
+        pool's applies, if it has one). A plain ``def`` cannot be interrupted:
+        its try fails once the function returns.
+        """
+        timeout = timeout_seconds("Task.with_timeout", seconds)
+        return self._with_core(replace(self._core, timeout=timeout))
+
+    def with_name(self, name: str) -> Self:
+        """A copy of this task named ``name``, which ``args.name`` gives inside it."""
+        return self._with_core(replace(self._core, name=label("Task.with_name", "name", name)))
+
+    def with_tags(self, *tags: str) -> Self:
+        """A copy of this task with exactly these ``tags`` (``args.tags`` inside it)."""
+        checked = tuple(dict.fromkeys(label("Task.with_tags", "tag", tag) for tag in tags))
+        return self._with_core(replace(self._core, tags=checked))
+
     async def execute(self) -> None:
         """Run this task once on its own, with its retries, raising its final error."""
         from ._run import run_alone  # noqa: PLC0415 - _run imports this module
@@ -160,6 +208,12 @@ class Task(Generic[T]):
             parts.append(f"drain={core.drain!r}")
         if core.retry is not None:
             parts.append(f"retry={core.retry}")
+        if core.timeout is not None:
+            parts.append(f"timeout={core.timeout}s")
+        if core.name is not None:
+            parts.append(f"name={core.name!r}")
+        if core.tags:
+            parts.append(f"tags={core.tags!r}")
         return f"Task({', '.join(parts)})"
 
     def _with_core(self, core: _Core) -> Self:

@@ -54,3 +54,8 @@ Pool(limit="8")  # type: ignore[arg-type]
 
 # The drain's values are typed.
 name: str = users.drain()[0]  # type: ignore[assignment]
+
+# A timeout is seconds, a name a str, tags strs.
+Task(fetch).with_timeout("1")  # type: ignore[arg-type]
+Task(fetch).with_name(1)  # type: ignore[arg-type]
+Task(fetch).with_tags("io", 2)  # type: ignore[arg-type]

@@ -2,6 +2,7 @@
 
 import asyncio
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import assert_type
 
 from go_async import Args, Drain, Pool, Task, WaitLog, set_testing
@@ -29,11 +30,17 @@ assert_type(Task(fetch_sync), Task[User])
 assert_type(Task(fetch).with_input(User("ada")), Task[User])
 assert_type(Task(fetch).drain_to(out), Task[User])
 assert_type(Task(fetch).with_retry(3, 0.2).with_input(User("a")).drain_to(out), Task[User])
+assert_type(Task(fetch).with_timeout(1.5).with_name("fetch").with_tags("io", "api"), Task[User])
+assert_type(Task(fetch).with_timeout(timedelta(seconds=2)).with_timeout(None), Task[User])
+assert_type(Args(Task(fetch)).id, str)
+assert_type(Args(Task(fetch)).name, str | None)
+assert_type(Args(Task(fetch)).tags, tuple[str, ...])
 assert_type(out.drain(), list[User])
 assert_type(len(out), int)
 
 pool = Pool(limit=8)
 assert_type(Pool().with_limit(8).with_retry(3, 0.5, max_wait=2.0), Pool)
+assert_type(Pool().with_timeout(2.0).with_timeout(None), Pool)
 assert_type(pool.limit, int | None)
 assert_type(pool.errors(), list[Exception])
 pool.go([Task(fetch).with_input(User("a")).drain_to(out)])
