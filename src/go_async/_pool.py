@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
 from datetime import timedelta
-from typing import Any, Self
+from typing import Any, Generic, Self, TypeVar
 
 from ._checks import positive_int, timeout_seconds
+from ._drain import Drain
 from ._retry import DEFAULT_MAX_WAIT, RetryPolicy
 from ._run import Run, not_a_task
 from ._stage import effective_limit
-from ._task import Task
+from ._task import Args, Task
+
+X = TypeVar("X")
+R = TypeVar("R")
 
 
 class Pool:
@@ -82,15 +86,7 @@ class Pool:
         Raises ``RuntimeError`` inside a running event loop: use
         ``await pool.ago(tasks)`` there.
         """
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            pass  # no loop here: the one case where blocking is right
-        else:
-            msg = (
-                "Pool.go() blocks, so it cannot run inside a running event loop: use `await pool.ago(tasks)`"
-            )
-            raise RuntimeError(msg)
+        _refuse_to_block("Pool.go()", "await pool.ago(tasks)")
         asyncio.run(self.ago(tasks))
 
     async def ago(self, tasks: Iterable[Task[Any]]) -> None:
@@ -110,6 +106,65 @@ class Pool:
             self._errors = run.errors()
         run.raise_failures()
 
+    def map(self, fn: Callable[[X], Awaitable[R]], inputs: Iterable[X]) -> list[R]:
+        """``fn(x)`` for each of ``inputs``, run as tasks of this pool, in input order; blocks.
+
+        For scripts; ``await pool.amap(fn, inputs)`` is its async twin. Every
+        call runs to its end; if any failed, the failures are raised together
+        as ``go`` raises them, and no partial list is returned.
+
+        Example::
+
+            async def size(url: str) -> int: ...
+
+            sizes: list[int] = Pool(limit=8).map(size, urls)
+        """
+        _refuse_to_block("Pool.map()", "await pool.amap(fn, inputs)")
+        _check_mapping("Pool.map", fn, inputs)
+        return asyncio.run(self.amap(fn, inputs))
+
+    async def amap(self, fn: Callable[[X], Awaitable[R]], inputs: Iterable[X]) -> list[R]:
+        """``fn(x)`` for each of ``inputs``, in input order; the async twin of ``map``."""
+        _check_mapping("Pool.amap", fn, inputs)
+        results: dict[int, R] = {}
+        call = _Call(fn, results.__setitem__)
+        await self.ago(Task(call).with_input(pair) for pair in enumerate(inputs))
+        return [results[index] for index in range(len(results))]
+
+    def as_completed(self, fn: Callable[[X], Awaitable[R]], inputs: Iterable[X]) -> AsyncGenerator[R, None]:
+        """``fn(x)`` for each of ``inputs``, yielded as each one ends, run as tasks of this pool.
+
+        Once every result is out, the failures, if any, are raised together as
+        ``go`` raises them. Leaving the loop early cancels the calls still
+        running once the generator is closed (at once with
+        ``contextlib.aclosing``); the failures so far are then in ``errors()``.
+
+        Example::
+
+            async with aclosing(Pool(limit=8).as_completed(fetch, urls)) as pages:
+                async for page in pages:
+                    print(page.title)
+        """
+        _check_mapping("Pool.as_completed", fn, inputs)
+        return self._as_completed(fn, inputs)
+
+    async def _as_completed(
+        self, fn: Callable[[X], Awaitable[R]], inputs: Iterable[X]
+    ) -> AsyncGenerator[R, None]:
+        out: Drain[R] = Drain()
+        call = _Call(fn, lambda _, value: out.send(value))
+        run = asyncio.ensure_future(self.ago(Task(call).with_input(pair) for pair in enumerate(inputs)))
+        run.add_done_callback(lambda _: out.close())
+        try:
+            async for value in out:
+                yield value
+        except BaseException:
+            # The loop was left early, or its task is being cancelled.
+            run.cancel()
+            await _settled(run)
+            raise
+        await run  # every result is out: raise the failures, if any
+
     def __repr__(self) -> str:
         retry = "" if self._retry is None else f", retry={self._retry}"
         timeout = "" if self._timeout is None else f", timeout={self._timeout}s"
@@ -123,6 +178,49 @@ class Pool:
         pool._timeout = self._timeout
         pool._errors = []
         return pool
+
+
+class _Call(Generic[X, R]):
+    """What ``map`` and friends run as each task: ``fn(x)``, its result handed on with x's position."""
+
+    __slots__ = ("_fn", "_keep")
+
+    def __init__(self, fn: Callable[[X], Awaitable[R]], keep: Callable[[int, R], object]) -> None:
+        self._fn = fn
+        self._keep = keep
+
+    async def __call__(self, args: Args[tuple[int, X]]) -> None:
+        index, value = args.input
+        self._keep(index, await self._fn(value))
+
+    def __repr__(self) -> str:
+        return getattr(self._fn, "__qualname__", repr(self._fn))
+
+
+async def _settled(run: asyncio.Future[None]) -> None:
+    # Wait for a run we cancelled; what it raised is in the pool's errors().
+    await asyncio.wait((run,))
+    if not run.cancelled():
+        run.exception()
+
+
+def _refuse_to_block(call: str, instead: str) -> None:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return  # no loop here: the one case where blocking is right
+    msg = f"{call} blocks, so it cannot run inside a running event loop: use `{instead}`"
+    raise RuntimeError(msg)
+
+
+def _check_mapping(where: str, fn: object, inputs: object) -> None:
+    if not callable(fn):
+        kind = type(fn).__name__
+        msg = f"{where}(fn, inputs): fn must be an async function of one input, got {fn!r} ({kind})"
+        raise TypeError(msg)
+    if not isinstance(inputs, Iterable):
+        msg = f"{where}(fn, inputs): inputs must be iterable, got {inputs!r} ({type(inputs).__name__})"
+        raise TypeError(msg)
 
 
 def _check_tasks(tasks: Iterable[Task[Any]]) -> None:

@@ -21,6 +21,10 @@ async def takes_an_int(value: int) -> None:
     pass
 
 
+async def fetch_user_name(user: User) -> int:
+    return len(user.name)
+
+
 def returns_a_value(args: Args[User]) -> int:
     return 1
 
@@ -59,3 +63,8 @@ name: str = users.drain()[0]  # type: ignore[assignment]
 Task(fetch).with_timeout("1")  # type: ignore[arg-type]
 Task(fetch).with_name(1)  # type: ignore[arg-type]
 Task(fetch).with_tags("io", 2)  # type: ignore[arg-type]
+
+# map takes an async function of one input, and inputs of its type.
+Pool().map(len, ["a"])  # type: ignore[arg-type]
+Pool().map(fetch_user_name, [1, 2])  # type: ignore[arg-type]
+result: list[str] = Pool().map(fetch_user_name, [User("a")])  # type: ignore[arg-type]

@@ -1,6 +1,7 @@
 """Calls that must type-check, with the types they must keep."""
 
 import asyncio
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import assert_type
@@ -47,7 +48,18 @@ pool.go([Task(fetch).with_input(User("a")).drain_to(out)])
 pool.go(Task(fetch_sync).with_input(u).drain_to(out) for u in [User("b")])
 
 
+async def name_length(user: User) -> int:
+    return len(user.name)
+
+
+assert_type(pool.map(name_length, [User("e")]), list[int])
+
+
 async def main() -> None:
+    assert_type(await pool.amap(name_length, (User(n) for n in "fg")), list[int])
+    assert_type(pool.as_completed(name_length, [User("h")]), AsyncGenerator[int, None])
+    async for length in pool.as_completed(name_length, [User("i")]):
+        assert_type(length, int)
     await pool.ago([Task(fetch).with_input(User("c")).drain_to(out)])
     await Task(fetch).with_input(User("d")).drain_to(out).execute()
     async for user in out:
