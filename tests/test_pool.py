@@ -415,7 +415,12 @@ def test_ctrl_c_during_go_cancels_running_tasks(tmp_path: Path) -> None:
         textwrap.dedent(
             """
             import asyncio
+            import signal
             from go_async import Args, Pool, Task
+
+            # A shell runs a background job with SIGINT ignored, and children
+            # inherit that: give this script Python's Ctrl-C handler back.
+            signal.signal(signal.SIGINT, signal.default_int_handler)
 
             started = []
 
