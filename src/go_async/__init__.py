@@ -15,7 +15,19 @@ Example::
 
 from ._drain import Drain
 from ._pool import Pool
+from ._service import Handle, PoolStats, QueueFull, RunningPool
 from ._task import Args, Task
 from ._testing import WaitLog, set_testing
 
-__all__ = ["Args", "Drain", "Pool", "Task", "WaitLog", "set_testing"]
+__all__ = [
+    "Args",
+    "Drain",
+    "Handle",
+    "Pool",
+    "PoolStats",
+    "QueueFull",
+    "RunningPool",
+    "Task",
+    "WaitLog",
+    "set_testing",
+]

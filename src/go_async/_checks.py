@@ -10,6 +10,14 @@ import math
 from datetime import timedelta
 
 
+def integer(where: str, name: str, value: object) -> int:
+    """Return ``value`` if it is an ``int`` (``bool`` is refused)."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        msg = f"{where}: {name} must be an int, got {value!r} ({type(value).__name__})"
+        raise TypeError(msg)
+    return value
+
+
 def positive_int(where: str, name: str, value: object) -> int:
     """Return ``value`` if it is an ``int >= 1`` (``bool`` is refused)."""
     if not isinstance(value, int) or isinstance(value, bool):

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
 from datetime import timedelta
+from types import TracebackType
 from typing import Any, Generic, Self, TypeVar
 
 from ._checks import positive_int, timeout_seconds
 from ._drain import Drain
 from ._retry import DEFAULT_MAX_WAIT, RetryPolicy
 from ._run import Run, not_a_task
+from ._service import RunningPool
 from ._stage import effective_limit
 from ._task import Args, Task
 
@@ -33,13 +35,15 @@ class Pool:
         pool.go(Task(fetch).with_input(url).drain_to(pages) for url in urls)
     """
 
-    __slots__ = ("_errors", "_limit", "_retry", "_timeout")
+    __slots__ = ("_errors", "_limit", "_open", "_queue_size", "_retry", "_timeout")
 
     def __init__(self, limit: int | None = None) -> None:
         self._limit = None if limit is None else positive_int("Pool", "limit", limit)
         self._retry: RetryPolicy | None = None
         self._timeout: float | None = None
+        self._queue_size: int | None = None
         self._errors: list[Exception] = []
+        self._open: list[RunningPool] = []
 
     @property
     def limit(self) -> int | None:
@@ -75,6 +79,28 @@ class Pool:
         pool = self._copy()
         pool._timeout = timeout_seconds("Pool.with_timeout", seconds)
         return pool
+
+    def with_queue_size(self, size: int | None) -> Self:
+        """A copy of this pool whose running pools queue at most ``size`` tasks.
+
+        With a full queue ``submit`` waits and ``submit_nowait`` raises
+        ``QueueFull``. ``None`` (the default) never limits the queue.
+        """
+        pool = self._copy()
+        pool._queue_size = None if size is None else positive_int("Pool.with_queue_size", "size", size)
+        return pool
+
+    async def __aenter__(self) -> RunningPool:
+        """Open a running pool that takes tasks until the block ends (see ``RunningPool``)."""
+        running = RunningPool(self, limit=effective_limit(self._limit))
+        await running._open()
+        self._open.append(running)
+        return running
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        await self._open.pop()._close(error)
 
     def errors(self) -> list[Exception]:
         """The final error of each task that failed in the last run, in submission order."""
@@ -168,7 +194,8 @@ class Pool:
     def __repr__(self) -> str:
         retry = "" if self._retry is None else f", retry={self._retry}"
         timeout = "" if self._timeout is None else f", timeout={self._timeout}s"
-        return f"Pool(limit={self._limit}{retry}{timeout})"
+        queue = "" if self._queue_size is None else f", queue_size={self._queue_size}"
+        return f"Pool(limit={self._limit}{retry}{timeout}{queue})"
 
     def _copy(self) -> Self:
         cls = type(self)
@@ -176,7 +203,9 @@ class Pool:
         pool._limit = self._limit
         pool._retry = self._retry
         pool._timeout = self._timeout
+        pool._queue_size = self._queue_size
         pool._errors = []
+        pool._open = []
         return pool
 
 

@@ -7,11 +7,14 @@ import contextvars
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from operator import itemgetter
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from ._drain import Drain
 from ._retry import RetryPolicy, retry_after
 from ._task import Args, Task, _Core, run_numbers
+
+if TYPE_CHECKING:
+    from ._service import RunningPool
 
 R = TypeVar("R")
 
@@ -37,7 +40,10 @@ class Run:
         "_fed",
         "_interrupt",
         "_number",
+        "_owns_executor",
         "_parent",
+        "_retried",
+        "_service",
         "_source_error",
         "_specs",
         "_thread_limit",
@@ -50,14 +56,20 @@ class Run:
         default_retry: RetryPolicy | None,
         thread_limit: int | None,
         default_timeout: float | None = None,
+        executor: ThreadPoolExecutor | None = None,
+        service: RunningPool | None = None,
+        number: int | None = None,
     ) -> None:
-        self._number = next(run_numbers)
+        self._number = next(run_numbers) if number is None else number
+        self._service = service
+        self._owns_executor = executor is None
+        self._retried = 0
         self._default_retry = default_retry
         self._default_timeout = default_timeout
         self._thread_limit = thread_limit
         self._errors: list[tuple[int, Exception]] = []
         self._fed: set[Drain[Any]] = set()
-        self._executor: ThreadPoolExecutor | None = None
+        self._executor = executor
         self._source_error: Exception | None = None
         self._interrupt: BaseException | None = None
         self._parent: asyncio.Task[Any] | None = None
@@ -82,9 +94,10 @@ class Run:
         finally:
             self.close()
 
-    async def run_here(self, task: Task[Any]) -> None:
-        """Run ``task`` alone, in the calling asyncio task, as a run of one."""
+    async def run_here(self, task: Task[Any], index: int = 0) -> None:
+        """Run ``task`` alone, in the calling asyncio task, as a run of one at position ``index``."""
         self._specs = iter((task,))
+        self._total = index
         await self._work()
 
     async def _add_workers(self, group: asyncio.TaskGroup, limit: int | None) -> None:
@@ -117,7 +130,7 @@ class Run:
         retry or not; only a failure takes the slower path.
         """
         me = cast("asyncio.Task[None]", asyncio.current_task())
-        number, default_timeout = self._number, self._default_timeout
+        number, service, default_timeout = self._number, self._service, self._default_timeout
         while True:
             try:
                 task = next(self._specs)
@@ -141,7 +154,7 @@ class Run:
                 self._feed(core.drain)
 
             args: Args[Any] = _new(Args)  # pyright: ignore[reportUnknownVariableType]
-            args._task, args._run, args._index = task, number, index
+            args._task, args._run, args._index, args._pool = task, number, index, service
             timeout = core.timeout
             if timeout is None:
                 timeout = default_timeout
@@ -169,6 +182,7 @@ class Run:
         # record its final error otherwise.
         policy = core.retry or self._default_retry
         if policy is not None and policy.attempts > 1:
+            self._retried += 1
             try:
                 await retry_after(failure, lambda: self._call(core, args, time_limit), policy)
             except Exception as error:
@@ -245,7 +259,7 @@ class Run:
         for drain in self._fed:
             drain._end_feed()
         self._fed.clear()
-        if self._executor is not None:
+        if self._executor is not None and self._owns_executor:
             self._executor.shutdown(wait=True)
             self._executor = None
 

@@ -8,11 +8,14 @@ import itertools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import timedelta
-from typing import Any, Generic, Self, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar, overload
 
-from ._checks import label, timeout_seconds
+from ._checks import integer, label, timeout_seconds
 from ._drain import Drain
 from ._retry import DEFAULT_MAX_WAIT, RetryPolicy
+
+if TYPE_CHECKING:
+    from ._service import RunningPool
 
 T = TypeVar("T")
 
@@ -43,12 +46,25 @@ class Args(Generic[T]):
             args.drain.send(args.input * 2)
     """
 
-    __slots__ = ("_index", "_run", "_task")
+    __slots__ = ("_index", "_pool", "_run", "_task")
 
     def __init__(self, task: Task[T]) -> None:
         self._task = task
         self._run = next(run_numbers)
         self._index = 0
+        self._pool: RunningPool | None = None
+
+    @property
+    def pool(self) -> RunningPool:
+        """The running pool that runs this task, to submit more work to it.
+
+        Only a pool opened with ``async with`` takes work while it runs; a
+        task run by ``go``/``ago`` or ``execute()`` raises ``LookupError``.
+        """
+        if self._pool is None:
+            msg = f"{self._task!r} is not run by a running pool: only `async with Pool() as pool` takes work"
+            raise LookupError(msg)
+        return self._pool
 
     @property
     def id(self) -> str:
@@ -107,6 +123,7 @@ class _Core:
     timeout: float | None = None
     name: str | None = None
     tags: tuple[str, ...] = ()
+    priority: int = 0
 
 
 class Task(Generic[T]):
@@ -193,6 +210,16 @@ class Task(Generic[T]):
         checked = tuple(dict.fromkeys(label("Task.with_tags", "tag", tag) for tag in tags))
         return self._with_core(replace(self._core, tags=checked))
 
+    def with_priority(self, priority: int) -> Self:
+        """A copy of this task that a running pool starts before queued tasks of lower priority.
+
+        Higher runs first; equal priorities run in the order they were
+        submitted. The default is 0; negative values are allowed.
+        """
+        return self._with_core(
+            replace(self._core, priority=integer("Task.with_priority", "priority", priority))
+        )
+
     async def execute(self) -> None:
         """Run this task once on its own, with its retries, raising its final error."""
         from ._run import run_alone  # noqa: PLC0415 - _run imports this module
@@ -214,6 +241,8 @@ class Task(Generic[T]):
             parts.append(f"name={core.name!r}")
         if core.tags:
             parts.append(f"tags={core.tags!r}")
+        if core.priority:
+            parts.append(f"priority={core.priority}")
         return f"Task({', '.join(parts)})"
 
     def _with_core(self, core: _Core) -> Self:

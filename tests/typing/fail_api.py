@@ -68,3 +68,11 @@ Task(fetch).with_tags("io", 2)  # type: ignore[arg-type]
 Pool().map(len, ["a"])  # type: ignore[arg-type]
 Pool().map(fetch_user_name, [1, 2])  # type: ignore[arg-type]
 result: list[str] = Pool().map(fetch_user_name, [User("a")])  # type: ignore[arg-type]
+
+
+async def misuse() -> None:
+    # Only an open pool takes work, and it takes tasks, not functions.
+    await Pool().submit(Task(fetch))  # type: ignore[attr-defined]
+    async with Pool() as running:
+        await running.submit(fetch)  # type: ignore[arg-type]
+        Task(fetch).with_priority("high")  # type: ignore[arg-type]

@@ -4,9 +4,9 @@ import asyncio
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import assert_type
+from typing import Any, assert_type
 
-from go_async import Args, Drain, Pool, Task, WaitLog, set_testing
+from go_async import Args, Drain, Handle, Pool, PoolStats, RunningPool, Task, WaitLog, set_testing
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,25 @@ async def main() -> None:
         assert_type(user, User)
 
 
+async def serve() -> None:
+    async with Pool(limit=2).with_queue_size(10) as running:
+        assert_type(running, RunningPool)
+        handle = await running.submit(Task(fetch).with_input(User("j")).drain_to(out).with_priority(3))
+        assert_type(handle, Handle[User])
+        assert_type(running.submit_nowait(Task(fetch).with_input(User("k")).drain_to(out)), Handle[User])
+        await handle
+        await handle.wait(timeout=1.0)
+        assert_type(handle.done(), bool)
+        assert_type(handle.id, str)
+        assert_type(running.stats(), PoolStats)
+        assert_type(running.stats().p95_duration, float | None)
+        assert_type(running.sub(limit=1), RunningPool)
+        assert_type(running.cancel(), list[Handle[Any]])
+        assert_type(await running.shutdown(timeout=1.0), list[Handle[Any]])
+
+
 with set_testing(seed=3) as log:
     assert_type(log, WaitLog)
     assert_type(log.waits, list[float])
     asyncio.run(main())
+    asyncio.run(serve())
