@@ -264,22 +264,21 @@ class RunningPool:
     def cancel(self) -> list[Handle[Any]]:
         """Cancel every task queued or running here and in sub-pools; the pool stays open.
 
-        Returns the handles of the tasks cancelled.
+        Returns the handles of the tasks cancelled, in submission order.
         """
         cancelled: list[Handle[Any]] = []
         for pool in self._family():
-            for _, _, handle in sorted(pool._heap):
+            for _, _, handle in list(pool._heap):
                 handle.cancel()
                 cancelled.append(handle)
-            running = sorted(pool._running, key=lambda h: h._seq)
-            cancelled.extend(handle for handle in running if handle.cancel())
-        return cancelled
+            cancelled.extend(handle for handle in list(pool._running) if handle.cancel())
+        return sorted(cancelled, key=lambda handle: handle._seq)
 
     async def shutdown(self, timeout: float | timedelta | None = None) -> list[Handle[Any]]:  # noqa: ASYNC109
         """Take no more tasks, let queued and running ones end within ``timeout``, then cancel the rest.
 
         Returns the handles of the tasks that had to be cancelled (none if all
-        ended in time); it returns once every task has ended.
+        ended in time), in submission order, once every task has ended.
         """
         seconds = None if timeout is None else checked_seconds("RunningPool.shutdown", "timeout", timeout)
         for pool in self._family():
