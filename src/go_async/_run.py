@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from ._drain import Drain
 from ._retry import RetryPolicy, retry_after
-from ._task import Args, Task, _Core, run_numbers
+from ._task import Args, Origin, Task, _Core, run_numbers
 
 if TYPE_CHECKING:
     from ._service import RunningPool
@@ -130,7 +130,8 @@ class Run:
         retry or not; only a failure takes the slower path.
         """
         me = cast("asyncio.Task[None]", asyncio.current_task())
-        number, service, default_timeout = self._number, self._service, self._default_timeout
+        origin = Origin(self._number, self._service)
+        no_default_timeout = self._default_timeout is None
         while True:
             try:
                 task = next(self._specs)
@@ -154,37 +155,35 @@ class Run:
                 self._feed(core.drain)
 
             args: Args[Any] = _new(Args)  # pyright: ignore[reportUnknownVariableType]
-            args._task, args._run, args._index, args._pool = task, number, index, service
-            timeout = core.timeout
-            if timeout is None:
-                timeout = default_timeout
+            args._task, args._origin, args._index = task, origin, index
             failure = None
             try:
-                if core.is_async and timeout is None:
+                if core.plain and no_default_timeout:
                     await core.fn(args)  # type: ignore[misc] # an async fn returns an awaitable
                 else:
-                    await self._call(core, args, timeout)
+                    await self._call(core, args, self._time_limit(core))
             except Exception as error:
                 failure = error
             except (KeyboardInterrupt, SystemExit) as interrupt:
                 self._interrupted(interrupt)
             if failure is not None:
-                await self._settle(index, core, args, timeout, failure)
+                await self._settle(index, core, args, failure)
             # A task that swallowed its CancelledError must not make a
             # cancelled worker pull and start the next one.
             if me.cancelling():
                 raise asyncio.CancelledError
 
-    async def _settle(
-        self, index: int, core: _Core, args: Args[Any], time_limit: float | None, failure: Exception
-    ) -> None:
+    def _time_limit(self, core: _Core) -> float | None:
+        return self._default_timeout if core.timeout is None else core.timeout
+
+    async def _settle(self, index: int, core: _Core, args: Args[Any], failure: Exception) -> None:
         # Retry the failed task if its policy (or the pool's) says so, and
         # record its final error otherwise.
         policy = core.retry or self._default_retry
         if policy is not None and policy.attempts > 1:
             self._retried += 1
             try:
-                await retry_after(failure, lambda: self._call(core, args, time_limit), policy)
+                await retry_after(failure, lambda: self._call(core, args, self._time_limit(core)), policy)
             except Exception as error:
                 failure = error
             except (KeyboardInterrupt, SystemExit) as interrupt:

@@ -268,9 +268,11 @@ class RunningPool:
         """
         cancelled: list[Handle[Any]] = []
         for pool in self._family():
-            for _, _, handle in list(pool._heap):
-                handle.cancel()
+            queued, pool._heap = pool._heap, []
+            for _, _, handle in queued:
+                handle._end(_State.CANCELLED, None)
                 cancelled.append(handle)
+            pool._wake_submitters()
             cancelled.extend(handle for handle in list(pool._running) if handle.cancel())
         return sorted(cancelled, key=lambda handle: handle._seq)
 

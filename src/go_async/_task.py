@@ -6,7 +6,7 @@ import enum
 import inspect
 import itertools
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar, overload
 
@@ -31,6 +31,16 @@ _new = object.__new__
 run_numbers = itertools.count(1)
 
 
+class Origin:
+    """Where an Args comes from: its run's number and the running pool, if any, that runs it."""
+
+    __slots__ = ("number", "pool")
+
+    def __init__(self, number: int, pool: RunningPool | None) -> None:
+        self.number = number
+        self.pool = pool
+
+
 class Args(Generic[T]):
     """What a task's function receives: its ``input`` and ``drain``, and who it is.
 
@@ -46,13 +56,12 @@ class Args(Generic[T]):
             args.drain.send(args.input * 2)
     """
 
-    __slots__ = ("_index", "_pool", "_run", "_task")
+    __slots__ = ("_index", "_origin", "_task")
 
     def __init__(self, task: Task[T]) -> None:
         self._task = task
-        self._run = next(run_numbers)
+        self._origin = Origin(next(run_numbers), None)
         self._index = 0
-        self._pool: RunningPool | None = None
 
     @property
     def pool(self) -> RunningPool:
@@ -61,15 +70,16 @@ class Args(Generic[T]):
         Only a pool opened with ``async with`` takes work while it runs; a
         task run by ``go``/``ago`` or ``execute()`` raises ``LookupError``.
         """
-        if self._pool is None:
+        pool = self._origin.pool
+        if pool is None:
             msg = f"{self._task!r} is not run by a running pool: only `async with Pool() as pool` takes work"
             raise LookupError(msg)
-        return self._pool
+        return pool
 
     @property
     def id(self) -> str:
         """This run of the task, unique in the process: the run's number, a dot, the task's position."""
-        return f"{self._run}.{self._index}"
+        return f"{self._origin.number}.{self._index}"
 
     @property
     def name(self) -> str | None:
@@ -124,6 +134,12 @@ class _Core:
     name: str | None = None
     tags: tuple[str, ...] = ()
     priority: int = 0
+    # An async function without a timeout of its own: the worker awaits it
+    # directly. Derived, so that the hot path reads one field.
+    plain: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "plain", self.is_async and self.timeout is None)
 
 
 class Task(Generic[T]):
