@@ -191,6 +191,7 @@ class RunningPool:
 
     def __init__(self, config: Pool, parent: RunningPool | None = None, limit: int | None = None) -> None:
         self._number = next(run_numbers)
+        self._config = config
         self._parent = parent
         self._root: RunningPool = self if parent is None else parent._root
         self._retry: RetryPolicy | None = config._retry
@@ -212,7 +213,8 @@ class RunningPool:
         self._durations: deque[float] = deque(maxlen=_DURATIONS_KEPT)
         self._retried = 0
         self._opened = time.monotonic()
-        self._executor: ThreadPoolExecutor | None = None if parent is None else parent._executor
+        # Only the root's: every pool of the family runs plain functions in it.
+        self._executor: ThreadPoolExecutor | None = None
         self._fed: set[Any] = set()
 
     # --- what users call ------------------------------------------------------
@@ -257,7 +259,7 @@ class RunningPool:
         """
         checked = None if limit is None else positive_int("RunningPool.sub", "limit", limit)
         self._check_open("sub")
-        child = RunningPool(self._config(), parent=self, limit=checked)
+        child = RunningPool(self._config, parent=self, limit=checked)
         self._children.append(child)
         return child
 
@@ -443,8 +445,6 @@ class RunningPool:
         root = self._root
         if root._executor is None and not handle._task._core.is_async:
             root._executor = ThreadPoolExecutor(root._limit, thread_name_prefix="go_async")
-            for pool in root._family():
-                pool._executor = root._executor
         run = Run(
             default_retry=self._retry,
             thread_limit=None,
@@ -501,10 +501,3 @@ class RunningPool:
         for child in self._children:
             pools.extend(child._family())
         return pools
-
-    def _config(self) -> Pool:
-        from ._pool import Pool  # noqa: PLC0415 - _pool imports this module
-
-        config = Pool()
-        config._retry, config._timeout, config._queue_size = self._retry, self._timeout, self._queue_size
-        return config
