@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Sized
 from datetime import timedelta
 from types import TracebackType
-from typing import Any, Generic, Self, TypeVar
+from typing import Any, Self, TypeVar, cast
 
 from ._checks import positive_int, timeout_seconds
 from ._drain import Drain
+from ._hooks import Hooks, HookSet, check_hooks
+from ._middleware import Middleware, check_middleware
+from ._progress import ProgressChoice, progress_hooks
 from ._retry import DEFAULT_MAX_WAIT, RetryPolicy
 from ._run import Run, not_a_task
 from ._service import RunningPool
@@ -27,18 +30,27 @@ class Pool:
     Every task runs to its end; afterwards, if any failed, one
     ``ExceptionGroup`` holds each final error in submission order, and
     ``errors()`` lists them. ``STAGE=test`` in the environment forces one task
-    at a time, in submission order.
+    at a time, in submission order. ``middleware`` wraps every task (see
+    ``Middleware``), and ``hooks`` hear of every task's events (see ``Hooks``).
 
     Example::
 
-        pool = Pool(limit=8).with_retry(3, 0.2)
+        pool = Pool(limit=8, middleware=[LogTasks()]).with_retry(3, 0.2)
         pool.go(Task(fetch).with_input(url).drain_to(pages) for url in urls)
     """
 
-    __slots__ = ("_errors", "_limit", "_open", "_queue_size", "_retry", "_timeout")
+    __slots__ = ("_errors", "_hooks", "_limit", "_middleware", "_open", "_queue_size", "_retry", "_timeout")
 
-    def __init__(self, limit: int | None = None) -> None:
+    def __init__(
+        self,
+        limit: int | None = None,
+        *,
+        middleware: Iterable[Middleware] = (),
+        hooks: Iterable[Hooks] = (),
+    ) -> None:
         self._limit = None if limit is None else positive_int("Pool", "limit", limit)
+        self._middleware = check_middleware("Pool(middleware)", middleware)
+        self._hooks = HookSet.of(check_hooks("Pool(hooks)", hooks))
         self._retry: RetryPolicy | None = None
         self._timeout: float | None = None
         self._queue_size: int | None = None
@@ -80,6 +92,19 @@ class Pool:
         pool._timeout = timeout_seconds("Pool.with_timeout", seconds)
         return pool
 
+    def with_middleware(self, *middleware: Middleware) -> Self:
+        """A copy of this pool with ``middleware`` added inside what it had."""
+        pool = self._copy()
+        pool._middleware = self._middleware + check_middleware("Pool.with_middleware", middleware)
+        return pool
+
+    def with_hooks(self, *hooks: Hooks) -> Self:
+        """A copy of this pool with ``hooks`` added after those it had."""
+        pool = self._copy()
+        before = () if self._hooks is None else self._hooks.hooks
+        pool._hooks = HookSet.of(before + check_hooks("Pool.with_hooks", hooks))
+        return pool
+
     def with_queue_size(self, size: int | None) -> Self:
         """A copy of this pool whose running pools queue at most ``size`` tasks.
 
@@ -106,16 +131,20 @@ class Pool:
         """The final error of each task that failed in the last run, in submission order."""
         return self._errors.copy()
 
-    def go(self, tasks: Iterable[Task[Any]]) -> None:
+    def go(self, tasks: Iterable[Task[Any]], *, progress: ProgressChoice = False) -> None:
         """Run every task to its end, blocking until done; for scripts.
 
         Raises ``RuntimeError`` inside a running event loop: use
-        ``await pool.ago(tasks)`` there.
+        ``await pool.ago(tasks)`` there. ``progress=True`` draws a progress
+        bar with tqdm, or rich if tqdm is not installed (``"tqdm"`` or
+        ``"rich"`` picks one): install ``go-async[tqdm]`` or ``go-async[rich]``.
         """
         _refuse_to_block("Pool.go()", "await pool.ago(tasks)")
-        asyncio.run(self.ago(tasks))
+        _check_tasks(tasks)
+        bar = progress_hooks("Pool.go", progress, _size(tasks), "go")
+        asyncio.run(self._drive(tasks, bar))
 
-    async def ago(self, tasks: Iterable[Task[Any]]) -> None:
+    async def ago(self, tasks: Iterable[Task[Any]], *, progress: ProgressChoice = False) -> None:
         """Run every task to its end; the async twin of ``go``.
 
         ``tasks`` may be any iterable; a generator is consumed lazily, so with
@@ -123,21 +152,44 @@ class Pool:
         whole before anything starts.
         """
         _check_tasks(tasks)
+        await self._drive(tasks, progress_hooks("Pool.ago", progress, _size(tasks), "go"))
+
+    async def _drive(
+        self,
+        tasks: Iterable[Task[Any]],
+        bar: Hooks | None,
+        keep: Callable[[int, Any], object] | None = None,
+    ) -> None:
         self._errors = []
         limit = effective_limit(self._limit)
-        run = Run(default_retry=self._retry, thread_limit=limit, default_timeout=self._timeout)
+        hooks = self._hooks if bar is None else HookSet.of((*self._hook_list(), bar))
+        run = Run(
+            default_retry=self._retry,
+            thread_limit=limit,
+            default_timeout=self._timeout,
+            middleware=self._middleware,
+            hooks=hooks,
+            keep=keep,
+        )
+        if hooks is not None:
+            hooks.emit(hooks.pool_started, self)
         try:
             await run.drive(tasks, limit)
         finally:
             self._errors = run.errors()
+            if hooks is not None:
+                hooks.emit(hooks.pool_closed, self)
         run.raise_failures()
 
-    def map(self, fn: Callable[[X], Awaitable[R]], inputs: Iterable[X]) -> list[R]:
+    def map(
+        self, fn: Callable[[X], Awaitable[R]], inputs: Iterable[X], *, progress: ProgressChoice = False
+    ) -> list[R]:
         """``fn(x)`` for each of ``inputs``, run as tasks of this pool, in input order; blocks.
 
         For scripts; ``await pool.amap(fn, inputs)`` is its async twin. Every
         call runs to its end; if any failed, the failures are raised together
-        as ``go`` raises them, and no partial list is returned.
+        as ``go`` raises them, and no partial list is returned. ``progress``
+        is as in ``go``.
 
         Example::
 
@@ -147,14 +199,19 @@ class Pool:
         """
         _refuse_to_block("Pool.map()", "await pool.amap(fn, inputs)")
         _check_mapping("Pool.map", fn, inputs)
-        return asyncio.run(self.amap(fn, inputs))
+        bar = progress_hooks("Pool.map", progress, _size(inputs), _title(fn))
+        return asyncio.run(self._map(fn, inputs, bar))
 
-    async def amap(self, fn: Callable[[X], Awaitable[R]], inputs: Iterable[X]) -> list[R]:
+    async def amap(
+        self, fn: Callable[[X], Awaitable[R]], inputs: Iterable[X], *, progress: ProgressChoice = False
+    ) -> list[R]:
         """``fn(x)`` for each of ``inputs``, in input order; the async twin of ``map``."""
         _check_mapping("Pool.amap", fn, inputs)
+        return await self._map(fn, inputs, progress_hooks("Pool.amap", progress, _size(inputs), _title(fn)))
+
+    async def _map(self, fn: Callable[[X], Awaitable[R]], inputs: Iterable[X], bar: Hooks | None) -> list[R]:
         results: dict[int, R] = {}
-        call = _Call(fn, results.__setitem__)
-        await self.ago(Task(call).with_input(pair) for pair in enumerate(inputs))
+        await self._drive(_calls(fn, inputs), bar, results.__setitem__)
         return [results[index] for index in range(len(results))]
 
     def as_completed(self, fn: Callable[[X], Awaitable[R]], inputs: Iterable[X]) -> AsyncGenerator[R, None]:
@@ -178,8 +235,7 @@ class Pool:
         self, fn: Callable[[X], Awaitable[R]], inputs: Iterable[X]
     ) -> AsyncGenerator[R, None]:
         out: Drain[R] = Drain()
-        call = _Call(fn, lambda _, value: out.send(value))
-        run = asyncio.ensure_future(self.ago(Task(call).with_input(pair) for pair in enumerate(inputs)))
+        run = asyncio.ensure_future(self._drive(_calls(fn, inputs), None, lambda _, value: out.send(value)))
         run.add_done_callback(lambda _: out.close())
         try:
             async for value in out:
@@ -204,26 +260,45 @@ class Pool:
         pool._retry = self._retry
         pool._timeout = self._timeout
         pool._queue_size = self._queue_size
+        pool._middleware = self._middleware
+        pool._hooks = self._hooks
         pool._errors = []
         pool._open = []
         return pool
 
+    def _hook_list(self) -> tuple[Hooks, ...]:
+        return () if self._hooks is None else self._hooks.hooks
 
-class _Call(Generic[X, R]):
-    """What ``map`` and friends run as each task: ``fn(x)``, its result handed on with x's position."""
 
-    __slots__ = ("_fn", "_keep")
+def _calls(fn: Callable[[X], Awaitable[R]], inputs: Iterable[X]) -> Iterable[Task[X]]:
+    # What `map` and friends run: a task per input, whose function's result
+    # the run keeps by position, after the pool's middleware.
+    task = Task(cast("Callable[[Args[X]], Awaitable[None]]", _Call(fn)))
+    return (task.with_input(value) for value in inputs)
 
-    def __init__(self, fn: Callable[[X], Awaitable[R]], keep: Callable[[int, R], object]) -> None:
+
+class _Call:
+    """``fn(args.input)``: the function of a task of ``map``, returning ``fn``'s result."""
+
+    __slots__ = ("_fn",)
+
+    def __init__(self, fn: Callable[[Any], Awaitable[Any]]) -> None:
         self._fn = fn
-        self._keep = keep
 
-    async def __call__(self, args: Args[tuple[int, X]]) -> None:
-        index, value = args.input
-        self._keep(index, await self._fn(value))
+    async def __call__(self, args: Args[Any]) -> Any:
+        return await self._fn(args.input)
 
     def __repr__(self) -> str:
-        return getattr(self._fn, "__qualname__", repr(self._fn))
+        return _title(self._fn)
+
+
+def _title(fn: object) -> str:
+    name = getattr(fn, "__qualname__", None)
+    return name if isinstance(name, str) else repr(fn)
+
+
+def _size(items: Iterable[Any]) -> int | None:
+    return len(items) if isinstance(items, Sized) else None
 
 
 async def _settled(run: asyncio.Future[None]) -> None:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 
 from . import _testing
 from ._checks import positive_int, seconds
+
+R = TypeVar("R")
 
 DEFAULT_MAX_WAIT = 30.0
 
@@ -50,27 +53,39 @@ class RetryPolicy:
         return self.wait(state.attempt_number)
 
 
-async def retry_after(failure: Exception, call: Callable[[], Awaitable[None]], policy: RetryPolicy) -> None:
+async def retry_after(
+    failure: Exception,
+    call: Callable[[], Awaitable[R]],
+    policy: RetryPolicy,
+    on_retry: Callable[[Exception, int, float], object] | None = None,
+) -> R:
     """Try ``call`` again after its first try failed with ``failure``, as ``policy`` allows.
 
     The first try runs bare, outside this function: entering tenacity costs
     tens of microseconds, so a call that succeeds at once (the common case)
     never pays for it. Only ``Exception`` is retried; cancellation,
     ``KeyboardInterrupt`` and ``SystemExit`` pass straight through. The last
-    error is raised as it is.
+    error is raised as it is. ``on_retry(error, attempt, wait)`` hears of
+    each failed try that is tried again, before the wait.
     """
     if policy.attempts == 1:
         raise failure
     first_failure: Exception | None = failure
 
-    async def attempt() -> None:
+    async def attempt() -> R:
         # Tenacity's first attempt replays the failure we already saw, so that
         # its own loop owns every wait and the count of attempts.
         nonlocal first_failure
         if first_failure is not None:
             replayed, first_failure = first_failure, None
             raise replayed
-        await call()
+        return await call()
+
+    def before_sleep(state: RetryCallState) -> None:
+        if on_retry is not None and state.outcome is not None and state.next_action is not None:
+            error = state.outcome.exception()
+            assert isinstance(error, Exception)  # only Exception is retried
+            on_retry(error, state.attempt_number, state.next_action.sleep)
 
     retrying = AsyncRetrying(
         stop=stop_after_attempt(policy.attempts),
@@ -78,5 +93,6 @@ async def retry_after(failure: Exception, call: Callable[[], Awaitable[None]], p
         retry=retry_if_exception_type(Exception),
         reraise=True,
         sleep=_testing.backoff_sleep,
+        before_sleep=before_sleep,
     )
-    await retrying(attempt)
+    return await retrying(attempt)

@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import inspect
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from operator import itemgetter
+from time import perf_counter
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from ._drain import Drain
+from ._middleware import run_chain
 from ._retry import RetryPolicy, retry_after
 from ._task import Args, Origin, Task, _Core, run_numbers
 
 if TYPE_CHECKING:
+    from ._hooks import HookSet
+    from ._middleware import Middleware
     from ._service import RunningPool
 
 R = TypeVar("R")
@@ -33,12 +39,16 @@ class Run:
     """
 
     __slots__ = (
+        "_bare",
         "_default_retry",
         "_default_timeout",
         "_errors",
         "_executor",
         "_fed",
+        "_hooks",
         "_interrupt",
+        "_keep",
+        "_middleware",
         "_number",
         "_owns_executor",
         "_parent",
@@ -59,8 +69,17 @@ class Run:
         executor: ThreadPoolExecutor | None = None,
         service: RunningPool | None = None,
         number: int | None = None,
+        middleware: tuple[Middleware, ...] = (),
+        hooks: HookSet | None = None,
+        keep: Callable[[int, Any], object] | None = None,
     ) -> None:
         self._number = next(run_numbers) if number is None else number
+        self._middleware = middleware
+        self._hooks = hooks
+        # Where each task's result goes, by position (map's list), if anywhere.
+        self._keep = keep
+        # Nothing to do around a task but run it: the worker's fast path.
+        self._bare = default_timeout is None and not middleware and hooks is None and keep is None
         self._service = service
         self._owns_executor = executor is None
         self._retried = 0
@@ -94,11 +113,13 @@ class Run:
         finally:
             self.close()
 
-    async def run_here(self, task: Task[Any], index: int = 0) -> None:
-        """Run ``task`` alone, in the calling asyncio task, as a run of one at position ``index``."""
-        self._specs = iter((task,))
-        self._total = index
-        await self._work()
+    async def run_here(self, args: Args[Any]) -> None:
+        """Run the task of ``args`` alone, in the calling asyncio task."""
+        core = args._task._core
+        if core.drain is not None:
+            self._feed(core.drain)
+        self._total = args._index + 1
+        await self._run_task(core, args, args._index)
 
     async def _add_workers(self, group: asyncio.TaskGroup, limit: int | None) -> None:
         # Workers pull their own tasks, so tasks that finish without waiting
@@ -131,7 +152,8 @@ class Run:
         """
         me = cast("asyncio.Task[None]", asyncio.current_task())
         origin = Origin(self._number, self._service)
-        no_default_timeout = self._default_timeout is None
+        bare = self._bare
+        named: _Core | None = None
         while True:
             try:
                 task = next(self._specs)
@@ -151,23 +173,27 @@ class Run:
             index = self._total
             self._total = index + 1
             core = task._core
+            if core is not named:
+                # Name the worker after its task, for debuggers and asyncio's introspection.
+                me.set_name(core.label)
+                named = core
             if core.drain is not None and core.drain not in self._fed:
                 self._feed(core.drain)
 
             args: Args[Any] = _new(Args)  # pyright: ignore[reportUnknownVariableType]
             args._task, args._origin, args._index = task, origin, index
-            failure = None
-            try:
-                if core.plain and no_default_timeout:
+            if core.plain and bare:
+                failure = None
+                try:
                     await core.fn(args)  # type: ignore[misc] # an async fn returns an awaitable
-                else:
-                    await self._call(core, args, self._time_limit(core))
-            except Exception as error:
-                failure = error
-            except (KeyboardInterrupt, SystemExit) as interrupt:
-                self._interrupted(interrupt)
-            if failure is not None:
-                await self._settle(index, core, args, failure)
+                except Exception as error:
+                    failure = error
+                except (KeyboardInterrupt, SystemExit) as interrupt:
+                    self._interrupted(interrupt)
+                if failure is not None:
+                    await self._settle(index, core, args, failure)
+            else:
+                await self._run_task(core, args, index)
             # A task that swallowed its CancelledError must not make a
             # cancelled worker pull and start the next one.
             if me.cancelling():
@@ -176,14 +202,18 @@ class Run:
     def _time_limit(self, core: _Core) -> float | None:
         return self._default_timeout if core.timeout is None else core.timeout
 
-    async def _settle(self, index: int, core: _Core, args: Args[Any], failure: Exception) -> None:
-        # Retry the failed task if its policy (or the pool's) says so, and
-        # record its final error otherwise.
+    def _retry_policy(self, core: _Core) -> RetryPolicy | None:
         policy = core.retry or self._default_retry
-        if policy is not None and policy.attempts > 1:
+        return policy if policy is not None and policy.attempts > 1 else None
+
+    async def _settle(self, index: int, core: _Core, args: Args[Any], failure: Exception) -> None:
+        # The fast path's first try failed: retry the task if its policy (or
+        # the pool's) says so, and record its final error otherwise.
+        policy = self._retry_policy(core)
+        if policy is not None:
             self._retried += 1
             try:
-                await retry_after(failure, lambda: self._call(core, args, self._time_limit(core)), policy)
+                await retry_after(failure, partial(self._call, core, args, self._time_limit(core)), policy)
             except Exception as error:
                 failure = error
             except (KeyboardInterrupt, SystemExit) as interrupt:
@@ -191,6 +221,53 @@ class Run:
             else:
                 return
         self._errors.append((index, failure))
+
+    async def _run_task(self, core: _Core, args: Args[Any], index: int) -> None:
+        # Every task that needs more than an await: hooks, middleware, a
+        # timeout, a thread, a result to keep.
+        hooks = self._hooks
+        started = 0.0
+        if hooks is not None:
+            hooks.emit(hooks.task_started, args)
+            started = perf_counter()
+        middleware = self._middleware + core.middleware if core.middleware else self._middleware
+        try:
+            if middleware:
+                value = await run_chain(middleware, args, partial(self._tries, core, args))
+            else:
+                value = await self._tries(core, args)
+            if self._keep is not None:
+                self._keep(index, value)
+        except Exception as error:
+            self._errors.append((index, error))
+            if hooks is not None:
+                hooks.emit(hooks.task_failed, args, error, perf_counter() - started)
+            return
+        except asyncio.CancelledError:
+            if hooks is not None:
+                hooks.emit(hooks.task_cancelled, args)
+            raise
+        except (KeyboardInterrupt, SystemExit) as interrupt:
+            if hooks is not None:
+                hooks.emit(hooks.task_cancelled, args)
+            self._interrupted(interrupt)
+        if hooks is not None:
+            hooks.emit(hooks.task_succeeded, args, perf_counter() - started)
+
+    async def _tries(self, core: _Core, args: Args[Any]) -> Any:
+        # A task's every try: the first, then those its retry policy allows.
+        time_limit = self._time_limit(core)
+        try:
+            return await self._call(core, args, time_limit)
+        except Exception as error:
+            failure = error
+        policy = self._retry_policy(core)
+        if policy is None:
+            raise failure
+        self._retried += 1
+        hooks = self._hooks
+        on_retry = None if hooks is None else partial(hooks.emit, hooks.task_retried, args)
+        return await retry_after(failure, partial(self._call, core, args, time_limit), policy, on_retry)
 
     def _stop_supply(self, error: Exception) -> None:
         self._source_error = error
@@ -215,28 +292,28 @@ class Run:
             self._parent.cancel()
         raise asyncio.CancelledError
 
-    async def _call(self, core: _Core, args: Args[Any], time_limit: float | None) -> None:
-        # One try of a task, as `_work` makes its first one.
+    async def _call(self, core: _Core, args: Args[Any], time_limit: float | None) -> Any:
+        # One try of a task, returning what its function returned.
         if time_limit is not None:
             deadline = asyncio.timeout(time_limit)
             try:
                 async with deadline:
-                    await self._call(core, args, None)
+                    return await self._call(core, args, None)
             except TimeoutError as error:
                 if deadline.expired():
                     error.add_note(f"{args.task!r} timed out after {time_limit}s")
                 raise
-        elif core.is_async:
-            await core.fn(args)  # type: ignore[misc] # an async fn returns an awaitable
-        else:
-            await self._call_in_thread(core.fn, args)
+        if core.is_async:
+            return await core.fn(args)  # type: ignore[misc] # an async fn returns an awaitable
+        return await self._call_in_thread(core.fn, args)
 
-    async def _call_in_thread(self, fn: Callable[[Args[Any]], Any], args: Args[Any]) -> None:
+    async def _call_in_thread(self, fn: Callable[[Args[Any]], Any], args: Args[Any]) -> Any:
         result = await self._in_thread(fn, args)
         # A plain function may still hand back an awaitable (a lambda calling
         # a coroutine function): run it rather than drop it.
-        if result is not None:
-            await result
+        if inspect.isawaitable(result):
+            return await result
+        return result
 
     async def _in_thread(self, fn: Callable[[Args[Any]], R], args: Args[Any]) -> R:
         if self._executor is None:
@@ -288,7 +365,7 @@ async def run_alone(task: Task[Any]) -> None:
     """Run one task outside any pool and raise its final error."""
     run = Run(default_retry=None, thread_limit=None)
     try:
-        await run.run_here(task)
+        await run.run_here(Args(task))
     finally:
         run.close()
     errors = run.errors()

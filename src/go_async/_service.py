@@ -9,6 +9,7 @@ handle tells how it ended; a task waits in a priority queue while the pool
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import enum
 import heapq
 import itertools
@@ -24,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from ._checks import positive_int, timeout_seconds
 from ._checks import seconds as checked_seconds
 from ._run import Run
-from ._task import Task, run_numbers
+from ._task import Origin, Task, make_args, run_numbers
 
 if TYPE_CHECKING:
     from ._pool import Pool
@@ -95,13 +96,27 @@ class Handle(Generic[T]):
         await handle.wait(timeout=5)
     """
 
-    __slots__ = ("_ended", "_id", "_pool", "_retrieved", "_runner", "_seq", "_started", "_state", "_task")
+    __slots__ = (
+        "_args",
+        "_context",
+        "_ended",
+        "_pool",
+        "_retrieved",
+        "_runner",
+        "_seq",
+        "_started",
+        "_state",
+        "_task",
+    )
 
     def __init__(self, pool: RunningPool, task: Task[T], seq: int) -> None:
         self._pool = pool
         self._task = task
         self._seq = seq
-        self._id = f"{pool._number}.{seq}"
+        self._args = make_args(task, pool._origin, seq)
+        # Context variables set around `submit` reach the task, whichever
+        # task's end happens to start it.
+        self._context = contextvars.copy_context()
         self._state = _State.QUEUED
         self._ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._runner: asyncio.Task[None] | None = None
@@ -111,7 +126,7 @@ class Handle(Generic[T]):
     @property
     def id(self) -> str:
         """The id that ``args.id`` gives inside the task."""
-        return self._id
+        return self._args.id
 
     @property
     def task(self) -> Task[T]:
@@ -162,9 +177,12 @@ class Handle(Generic[T]):
         return asyncio.shield(self._ended).__await__()
 
     def __repr__(self) -> str:
-        return f"<Handle {self._id} {self._state.value}: {self._task!r}>"
+        return f"<Handle {self.id} {self._state.value}: {self._task!r}>"
 
     def _end(self, state: _State, error: BaseException | None) -> None:
+        hooks = self._pool._hooks
+        if hooks is not None and self._state is _State.QUEUED:
+            hooks.emit(hooks.task_cancelled, self._args)  # a running task's run tells its own end
         self._state = state
         if state is _State.CANCELLED:
             self._ended.cancel()
@@ -191,7 +209,10 @@ class RunningPool:
 
     def __init__(self, config: Pool, parent: RunningPool | None = None, limit: int | None = None) -> None:
         self._number = next(run_numbers)
+        self._origin = Origin(self._number, self)
         self._config = config
+        self._middleware = config._middleware
+        self._hooks = config._hooks
         self._parent = parent
         self._root: RunningPool = self if parent is None else parent._root
         self._retry: RetryPolicy | None = config._retry
@@ -335,6 +356,8 @@ class RunningPool:
         await self._group.__aenter__()
         self._accepting = True
         self._opened = time.monotonic()
+        if self._hooks is not None:
+            self._hooks.emit(self._hooks.pool_started, self._config)
 
     async def _close(self, error: BaseException | None) -> None:
         # The block ended: wait for every task (running ones may still submit
@@ -358,6 +381,8 @@ class RunningPool:
             await group.__aexit__(None, None, None)  # every task has ended: it returns at once
             if self._executor is not None:
                 self._executor.shutdown(wait=True)
+            if self._hooks is not None:
+                self._hooks.emit(self._hooks.pool_closed, self._config)
         failures = self._unretrieved_failures()
         if failures and error is None:
             total = sum(pool._counts.total() for pool in self._family())
@@ -400,6 +425,8 @@ class RunningPool:
             self._root._fed.add(drain)
             drain._begin_feed()
         heapq.heappush(self._heap, (-task._core.priority, handle._seq, handle))
+        if self._hooks is not None:
+            self._hooks.emit(self._hooks.task_queued, handle._args)
         self._root._dispatch()
         return handle
 
@@ -438,8 +465,8 @@ class RunningPool:
             pool = pool._parent
         group = self._root._group
         assert group is not None
-        name = handle._task._core.name or handle._id
-        handle._runner = group.create_task(self._execute(handle), name=f"go_async {name}")
+        name = f"{handle._task._core.label} {handle.id}"
+        handle._runner = group.create_task(self._execute(handle), name=name, context=handle._context)
 
     async def _execute(self, handle: Handle[Any]) -> None:
         root = self._root
@@ -452,10 +479,12 @@ class RunningPool:
             executor=root._executor,
             service=self,
             number=self._number,
+            middleware=self._middleware,
+            hooks=self._hooks,
         )
         state, error = _State.COMPLETED, None
         try:
-            await run.run_here(handle._task, handle._seq)
+            await run.run_here(handle._args)
         except asyncio.CancelledError:
             state = _State.CANCELLED
         finally:

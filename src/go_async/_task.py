@@ -15,6 +15,7 @@ from ._drain import Drain
 from ._retry import DEFAULT_MAX_WAIT, RetryPolicy
 
 if TYPE_CHECKING:
+    from ._middleware import Middleware
     from ._service import RunningPool
 
 T = TypeVar("T")
@@ -39,6 +40,13 @@ class Origin:
     def __init__(self, number: int, pool: RunningPool | None) -> None:
         self.number = number
         self.pool = pool
+
+
+def make_args(task: Task[T], origin: Origin, index: int) -> Args[T]:
+    """The Args of a task at ``index`` in a run, made without ``Args.__init__``'s new run number."""
+    args: Args[T] = _new(Args)  # pyright: ignore[reportUnknownVariableType]
+    args._task, args._origin, args._index = task, origin, index
+    return args
 
 
 class Args(Generic[T]):
@@ -134,12 +142,20 @@ class _Core:
     name: str | None = None
     tags: tuple[str, ...] = ()
     priority: int = 0
-    # An async function without a timeout of its own: the worker awaits it
-    # directly. Derived, so that the hot path reads one field.
+    middleware: tuple[Middleware, ...] = ()
+    # An async function without a timeout or middleware of its own: the
+    # worker awaits it directly. Derived, so that the hot path reads one field.
     plain: bool = field(init=False)
+    # The task's name, else its function's, for logs; and the name of the
+    # asyncio task that runs it, for debuggers and asyncio's introspection.
+    # Derived once, as the workers rename themselves for each task.
+    title: str = field(init=False)
+    label: str = field(init=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "plain", self.is_async and self.timeout is None)
+        object.__setattr__(self, "plain", self.is_async and self.timeout is None and not self.middleware)
+        object.__setattr__(self, "title", self.name or _describe(self.fn))
+        object.__setattr__(self, "label", f"go_async {self.title}")
 
 
 class Task(Generic[T]):
@@ -236,6 +252,16 @@ class Task(Generic[T]):
             replace(self._core, priority=integer("Task.with_priority", "priority", priority))
         )
 
+    def with_middleware(self, *middleware: Middleware) -> Self:
+        """A copy of this task wrapped in ``middleware`` too, inside the pool's (see ``Middleware``).
+
+        Each call adds to the task's middleware, after what it had.
+        """
+        from ._middleware import check_middleware  # noqa: PLC0415 - _middleware imports this module
+
+        added = check_middleware("Task.with_middleware", middleware)
+        return self._with_core(replace(self._core, middleware=self._core.middleware + added))
+
     async def execute(self) -> None:
         """Run this task once on its own, with its retries, raising its final error."""
         from ._run import run_alone  # noqa: PLC0415 - _run imports this module
@@ -259,6 +285,8 @@ class Task(Generic[T]):
             parts.append(f"tags={core.tags!r}")
         if core.priority:
             parts.append(f"priority={core.priority}")
+        if core.middleware:
+            parts.append(f"middleware={[_describe(each) for each in core.middleware]}")
         return f"Task({', '.join(parts)})"
 
     def _with_core(self, core: _Core) -> Self:

@@ -1,0 +1,251 @@
+"""Middleware: code that wraps every run of a task, and three ready-made ones."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, Protocol, TypeVar, cast
+
+from ._task import Args
+
+R = TypeVar("R")
+
+#: What a middleware calls to run the rest of the chain: the next middleware,
+#: or the task itself with its retries and timeout. It returns the task's
+#: result (``None`` for a task; the function's value in ``map``).
+CallNext = Callable[[], Awaitable[R]]
+
+
+class Middleware(Protocol):
+    """An async callable wrapping each run of a task: ``await call_next()`` runs the rest.
+
+    A middleware receives the task's ``Args`` (id, name, tags, input) and
+    must return what ``call_next()`` returned, or a result of its own; the
+    type checker holds it to that, so that no result is dropped on the way.
+    It wraps the whole run, retries and timeouts included. In
+    ``Pool(middleware=[a, b])`` ``a`` is outermost: it sees the task first
+    and its outcome last; a task's own ``with_middleware`` runs inside the
+    pool's.
+
+    Example::
+
+        async def timed(args: Args[Any], call_next: CallNext[R]) -> R:
+            started = time.perf_counter()
+            try:
+                return await call_next()
+            finally:
+                print(args.id, time.perf_counter() - started)
+
+        Pool(limit=8, middleware=[timed]).go(tasks)
+    """
+
+    def __call__(self, args: Args[Any], call_next: CallNext[R], /) -> Awaitable[R]: ...
+
+
+def check_middleware(where: str, middleware: object) -> tuple[Middleware, ...]:
+    """``middleware`` as a tuple, or a TypeError naming the first entry that is not callable."""
+    if callable(middleware) or not isinstance(middleware, Iterable):
+        kind = type(middleware).__name__
+        msg = f"{where}: middleware must be an iterable of middleware, got {middleware!r} ({kind})"
+        raise TypeError(msg)
+    checked: list[Middleware] = []
+    for index, each in enumerate(cast("Iterable[object]", middleware)):
+        if not callable(each):
+            msg = (
+                f"{where}: middleware[{index}] must be an async callable (args, call_next), "
+                f"got {each!r} ({type(each).__name__})"
+            )
+            raise TypeError(msg)
+        checked.append(cast("Middleware", each))
+    return tuple(checked)
+
+
+async def run_chain(middleware: tuple[Middleware, ...], args: Args[Any], last: CallNext[R]) -> R:
+    """Run ``last`` inside every middleware of ``middleware``, the first outermost."""
+    call = last
+    for each in reversed(middleware):
+        call = _Link(each, args, call)
+    return await call()
+
+
+class _Link:
+    """One middleware bound to its task and to the rest of the chain."""
+
+    __slots__ = ("_args", "_middleware", "_rest")
+
+    def __init__(self, middleware: Middleware, args: Args[Any], rest: CallNext[Any]) -> None:
+        self._middleware = middleware
+        self._args = args
+        self._rest = rest
+
+    def __call__(self) -> Awaitable[Any]:
+        return self._middleware(self._args, self._rest)
+
+
+def _describe(args: Args[Any]) -> str:
+    return f"{args.task._core.title} {args.id}"
+
+
+class LogTasks:
+    """Middleware that logs each task's end with its id, name, tags and duration.
+
+    Successes are logged at ``level``, failures at ``ERROR`` with their
+    traceback (the pool still reports them). Each record carries
+    ``task_id``, ``task_name``, ``task_tags`` and ``duration`` as extra
+    fields for structured logging.
+
+    Example::
+
+        Pool(limit=8, middleware=[LogTasks(logging.getLogger("crawler"))]).go(tasks)
+    """
+
+    __slots__ = ("_level", "_logger")
+
+    def __init__(self, logger: logging.Logger | None = None, level: int = logging.INFO) -> None:
+        if logger is not None and not isinstance(logger, logging.Logger):
+            msg = (
+                f"LogTasks(logger): logger must be a logging.Logger, got {logger!r} ({type(logger).__name__})"
+            )
+            raise TypeError(msg)
+        if isinstance(level, bool) or not isinstance(level, int):
+            msg = f"LogTasks(level): level must be a logging level, an int, got {level!r} ({type(level).__name__})"
+            raise TypeError(msg)
+        self._logger = logger or logging.getLogger("go_async.tasks")
+        self._level = level
+
+    async def __call__(self, args: Args[Any], call_next: CallNext[R]) -> R:
+        started = time.perf_counter()
+        try:
+            result = await call_next()
+        except Exception:
+            self._log(logging.ERROR, "failed", args, started, exc_info=True)
+            raise
+        self._log(self._level, "succeeded", args, started)
+        return result
+
+    def _log(
+        self, level: int, outcome: str, args: Args[Any], started: float, *, exc_info: bool = False
+    ) -> None:
+        if not self._logger.isEnabledFor(level):
+            return
+        duration = time.perf_counter() - started
+        extra = {"task_id": args.id, "task_name": args.name, "task_tags": args.tags, "duration": duration}
+        self._logger.log(
+            level, "task %s %s in %.3fs", _describe(args), outcome, duration, extra=extra, exc_info=exc_info
+        )
+
+
+class Timing:
+    """Middleware that measures how long tasks take, retries included, and sums it up.
+
+    ``count``, ``total``, ``mean`` and ``slowest`` (the id and seconds of the
+    longest task) cover every task it wrapped, failed ones included;
+    ``on_timed(args, seconds)``, if given, hears of each. ``clock`` is for
+    tests.
+
+    Example::
+
+        timing = Timing()
+        Pool(limit=8, middleware=[timing]).go(tasks)
+        print(f"{timing.count} tasks, mean {timing.mean:.3f}s, slowest {timing.slowest}")
+    """
+
+    __slots__ = ("_clock", "_on_timed", "count", "slowest", "total")
+
+    def __init__(
+        self,
+        on_timed: Callable[[Args[Any], float], object] | None = None,
+        *,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        for name, value in (("on_timed", on_timed), ("clock", clock)):
+            if value is not None and not callable(value):
+                msg = f"Timing({name}): {name} must be callable, got {value!r} ({type(value).__name__})"
+                raise TypeError(msg)
+        self._on_timed = on_timed
+        self._clock = clock
+        self.count = 0
+        self.total = 0.0
+        self.slowest: tuple[str, float] | None = None
+
+    @property
+    def mean(self) -> float | None:
+        """The mean duration in seconds, ``None`` before the first task ends."""
+        return self.total / self.count if self.count else None
+
+    async def __call__(self, args: Args[Any], call_next: CallNext[R]) -> R:
+        started = self._clock()
+        try:
+            return await call_next()
+        finally:
+            seconds = self._clock() - started
+            self.count += 1
+            self.total += seconds
+            if self.slowest is None or seconds > self.slowest[1]:
+                self.slowest = (args.id, seconds)
+            if self._on_timed is not None:
+                self._on_timed(args, seconds)
+
+    def __repr__(self) -> str:
+        return f"Timing(count={self.count}, total={self.total:.6f}s, slowest={self.slowest})"
+
+
+class CatchErrors:
+    """Middleware that turns the named exceptions into a result, deliberately and visibly.
+
+    A task failing with one of ``kinds`` (after its retries) counts as a
+    success: its result is ``fallback(args, error)`` (a value for ``map``;
+    a task's ``fallback`` may send to ``args.drain``; it may be async), or
+    ``None`` without a fallback. Nothing is caught unless named, each catch is logged at
+    ``WARNING`` on ``logger`` (``go_async.errors`` by default; pass
+    ``log=False`` to stay quiet) and counted in ``caught``.
+
+    Example::
+
+        not_found = CatchErrors(FileNotFoundError, fallback=lambda args, error: b"")
+        sizes = Pool(limit=8, middleware=[not_found]).map(read_file, paths)
+    """
+
+    __slots__ = ("_fallback", "_kinds", "_log", "_logger", "caught")
+
+    def __init__(
+        self,
+        *kinds: type[Exception],
+        fallback: Callable[[Args[Any], Exception], Any] | None = None,
+        log: bool = True,
+        logger: logging.Logger | None = None,
+    ) -> None:
+        if not kinds:
+            msg = "CatchErrors(*kinds): name at least one exception type to catch; none is caught by default"
+            raise TypeError(msg)
+        for kind in cast("tuple[object, ...]", kinds):
+            if not (isinstance(kind, type) and issubclass(kind, Exception)):
+                msg = f"CatchErrors(*kinds): each kind must be an Exception subclass, got {kind!r}"
+                raise TypeError(msg)
+        if fallback is not None and not callable(fallback):
+            kind = type(fallback).__name__
+            msg = f"CatchErrors(fallback): fallback must be callable, got {fallback!r} ({kind})"
+            raise TypeError(msg)
+        self._kinds = kinds
+        self._fallback = fallback
+        self._log = log
+        self._logger = logger or logging.getLogger("go_async.errors")
+        self.caught = 0
+
+    async def __call__(self, args: Args[Any], call_next: CallNext[R]) -> R:
+        try:
+            return await call_next()
+        except self._kinds as error:
+            self.caught += 1
+            if self._log:
+                self._logger.warning("task %s: caught %r, as CatchErrors was told to", _describe(args), error)
+            result: Any = None if self._fallback is None else self._fallback(args, error)
+            if inspect.isawaitable(result):
+                result = await result
+            return cast("R", result)  # the fallback stands in for the task's result
+
+    def __repr__(self) -> str:
+        kinds = ", ".join(kind.__name__ for kind in self._kinds)
+        return f"CatchErrors({kinds}, caught={self.caught})"

@@ -1,0 +1,115 @@
+"""Progress bars for go/map, drawn by tqdm or rich (optional extras, imported only when asked for)."""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any, Literal
+
+from ._hooks import Hooks
+
+if TYPE_CHECKING:
+    from ._pool import Pool
+    from ._task import Args
+
+#: What ``progress=`` takes: ``True`` picks tqdm if it is installed, else rich.
+ProgressChoice = bool | Literal["tqdm", "rich"]
+
+_EXTRAS = {"tqdm": "go-async[tqdm]", "rich": "go-async[rich]"}
+
+
+def progress_hooks(where: str, choice: object, total: int | None, description: str) -> Hooks | None:
+    """The hooks that draw the bar ``choice`` asks for, or ``None`` for no bar.
+
+    Raises at once (before anything runs) if ``choice`` is not one of
+    ``ProgressChoice``, or if the library it needs is not installed.
+    """
+    if choice is False:
+        return None
+    if choice is True:
+        for library in _EXTRAS:
+            if _importable(library):
+                return _bar(library, total, description)
+        extras = f"pip install '{_EXTRAS['tqdm']}' (or '{_EXTRAS['rich']}')"
+        msg = f"{where}: progress bars need tqdm or rich: {extras}"
+        raise ImportError(msg)
+    if choice not in _EXTRAS:
+        msg = f"{where}: progress must be True, False, 'tqdm' or 'rich', got {choice!r}"
+        raise (ValueError if isinstance(choice, str) else TypeError)(msg)
+    library = str(choice)
+    if not _importable(library):
+        msg = f"{where}: progress={library!r} needs {library}: pip install '{_EXTRAS[library]}'"
+        raise ImportError(msg)
+    return _bar(library, total, description)
+
+
+def _importable(library: str) -> bool:
+    try:
+        importlib.import_module(library)
+    except ImportError:
+        return False
+    return True
+
+
+def _bar(library: str, total: int | None, description: str) -> Hooks:
+    return _TqdmBar(total, description) if library == "tqdm" else _RichBar(total, description)
+
+
+class _TqdmBar(Hooks):
+    """A tqdm bar: one step per task that ends, with the failures counted beside it."""
+
+    def __init__(self, total: int | None, description: str) -> None:
+        self._total = total
+        self._description = description
+        self._failed = 0
+        self._bar: Any = None
+
+    def pool_started(self, pool: Pool) -> None:
+        from tqdm import tqdm  # noqa: PLC0415 - an optional extra
+
+        self._bar = tqdm(total=self._total, desc=self._description, unit="task")
+
+    def task_succeeded(self, args: Args[Any], seconds: float) -> None:
+        self._bar.update(1)
+
+    def task_failed(self, args: Args[Any], error: Exception, seconds: float) -> None:
+        self._failed += 1
+        self._bar.set_postfix(failed=self._failed, refresh=False)
+        self._bar.update(1)
+
+    def task_cancelled(self, args: Args[Any]) -> None:
+        self._bar.update(1)
+
+    def pool_closed(self, pool: Pool) -> None:
+        self._bar.close()
+
+
+class _RichBar(Hooks):
+    """A rich progress bar: one step per task that ends, the failures in its description."""
+
+    def __init__(self, total: int | None, description: str) -> None:
+        self._total = total
+        self._description = description
+        self._failed = 0
+        self._progress: Any = None
+        self._bar: Any = None
+
+    def pool_started(self, pool: Pool) -> None:
+        from rich.progress import Progress  # noqa: PLC0415 - an optional extra
+
+        self._progress = Progress()
+        self._progress.start()
+        self._bar = self._progress.add_task(self._description, total=self._total)
+
+    def task_succeeded(self, args: Args[Any], seconds: float) -> None:
+        self._progress.advance(self._bar)
+
+    def task_failed(self, args: Args[Any], error: Exception, seconds: float) -> None:
+        self._failed += 1
+        description = f"{self._description} ({self._failed} failed)"
+        self._progress.update(self._bar, advance=1, description=description)
+
+    def task_cancelled(self, args: Args[Any]) -> None:
+        self._progress.advance(self._bar)
+
+    def pool_closed(self, pool: Pool) -> None:
+        self._progress.stop()
