@@ -8,6 +8,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Protocol, TypeVar, cast
 
+from ._checks import integer
 from ._task import Args
 
 R = TypeVar("R")
@@ -109,11 +110,8 @@ class LogTasks:
                 f"LogTasks(logger): logger must be a logging.Logger, got {logger!r} ({type(logger).__name__})"
             )
             raise TypeError(msg)
-        if isinstance(level, bool) or not isinstance(level, int):
-            msg = f"LogTasks(level): level must be a logging level, an int, got {level!r} ({type(level).__name__})"
-            raise TypeError(msg)
         self._logger = logger or logging.getLogger("go_async.tasks")
-        self._level = level
+        self._level = integer("LogTasks", "level", level)
 
     async def __call__(self, args: Args[Any], call_next: CallNext[R]) -> R:
         started = time.perf_counter()
