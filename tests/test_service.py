@@ -453,3 +453,24 @@ def test_bad_arguments_are_refused_where_they_are_given() -> None:
                 pool.sub(limit=0)
 
     run(main)
+
+
+def test_a_task_cancelled_before_its_first_step_still_ends() -> None:
+    """Cancelling right after submit, before the task ran at all, ends its handle and lets the pool close."""
+
+    async def main() -> tuple[Handle[int], list[Handle[Any]]]:
+        async with Pool(limit=2) as pool:
+            alone = await pool.submit(Task(Gate()).with_input(1))
+            assert alone.cancel()
+            await asyncio.wait({alone._ended}, timeout=5)
+            assert alone.done()  # it once stayed "running" for ever
+            others = [await pool.submit(Task(Gate()).with_input(n)) for n in range(3)]
+            cancelled = pool.cancel()
+        assert cancelled == others
+        assert pool.stats().cancelled == 4
+        assert pool.stats().running == 0
+        return alone, cancelled
+
+    alone, cancelled = run(main)
+    assert alone.cancelled()
+    assert all(h.cancelled() for h in cancelled)

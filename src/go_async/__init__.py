@@ -14,6 +14,8 @@ Example::
 """
 
 from ._drain import Drain
+from ._hooks import Hooks
+from ._middleware import CallNext, CatchErrors, LogTasks, Middleware, Timing
 from ._pool import Pool
 from ._service import Handle, PoolStats, QueueFull, RunningPool
 from ._task import Args, Task
@@ -21,13 +23,19 @@ from ._testing import WaitLog, set_testing
 
 __all__ = [
     "Args",
+    "CallNext",
+    "CatchErrors",
     "Drain",
     "Handle",
+    "Hooks",
+    "LogTasks",
+    "Middleware",
     "Pool",
     "PoolStats",
     "QueueFull",
     "RunningPool",
     "Task",
+    "Timing",
     "WaitLog",
     "set_testing",
 ]

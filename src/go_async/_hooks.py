@@ -116,7 +116,7 @@ class HookSet:
             try:
                 handler(*event)
             except Exception:
-                log.exception("go_async: the hook %s raised; the run goes on without it", _name(handler))
+                log.exception("go_async: the hook %s raised; the task and the run go on", _name(handler))
 
 
 def check_hooks(where: str, hooks: object) -> tuple[Hooks, ...]:

@@ -12,11 +12,23 @@ from ._checks import integer
 from ._task import Args
 
 R = TypeVar("R")
+R_co = TypeVar("R_co", covariant=True)
 
-#: What a middleware calls to run the rest of the chain: the next middleware,
-#: or the task itself with its retries and timeout. It returns the task's
-#: result (``None`` for a task; the function's value in ``map``).
-CallNext = Callable[[], Awaitable[R]]
+
+class CallNext(Protocol[R_co]):
+    """What a middleware calls to run the rest: the next middleware, or the task itself.
+
+    The task runs with its retries and timeout; ``await call_next()`` returns
+    its result: ``None`` for a task, the function's value in ``map``.
+
+    Example::
+
+        async def log_start(args: Args[Any], call_next: CallNext[R]) -> R:
+            log.info("starting %s", args.id)
+            return await call_next()
+    """
+
+    def __call__(self) -> Awaitable[R_co]: ...
 
 
 class Middleware(Protocol):

@@ -466,7 +466,9 @@ class RunningPool:
         group = self._root._group
         assert group is not None
         name = f"{handle._task._core.label} {handle.id}"
-        handle._runner = group.create_task(self._execute(handle), name=name, context=handle._context)
+        runner = group.create_task(self._execute(handle), name=name, context=handle._context)
+        runner.add_done_callback(lambda _: self._cancelled_unstarted(handle))
+        handle._runner = runner
 
     async def _execute(self, handle: Handle[Any]) -> None:
         root = self._root
@@ -493,15 +495,26 @@ class RunningPool:
             errors = run.errors()
             if errors and state is _State.COMPLETED:
                 state, error = _State.FAILED, errors[0]
-            self._running.discard(handle)
-            above: RunningPool | None = self
-            while above is not None:
-                above._busy -= 1
-                above = above._parent
-            if state is not _State.CANCELLED:
-                self._durations.append(time.monotonic() - handle._started)
-            handle._end(state, error)
-            root._dispatch()
+            self._finish(handle, state, error)
+
+    def _cancelled_unstarted(self, handle: Handle[Any]) -> None:
+        # A task cancelled before its first step never runs `_execute`, not
+        # even its `finally`: its end is told here instead.
+        if handle._state is _State.RUNNING:
+            if self._hooks is not None:
+                self._hooks.emit(self._hooks.task_cancelled, handle._args)
+            self._finish(handle, _State.CANCELLED, None)
+
+    def _finish(self, handle: Handle[Any], state: _State, error: BaseException | None) -> None:
+        self._running.discard(handle)
+        above: RunningPool | None = self
+        while above is not None:
+            above._busy -= 1
+            above = above._parent
+        if state is not _State.CANCELLED:
+            self._durations.append(time.monotonic() - handle._started)
+        handle._end(state, error)
+        self._root._dispatch()
 
     def _ended(self, handle: Handle[Any]) -> None:
         self._counts[handle._state] += 1
