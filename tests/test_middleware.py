@@ -155,7 +155,7 @@ def test_a_running_pool_runs_its_middleware() -> None:
 @pytest.mark.parametrize(
     ("make", "message"),
     [
-        (lambda: Pool(middleware=[1]), "Pool(middleware): middleware[0] must be an async callable"),
+        (lambda: Pool(middleware=[1]), "Pool(middleware): middleware[0] must be an async callable"),  # type: ignore[list-item]
         (lambda: Pool(middleware=double), "Pool(middleware): middleware must be an iterable"),  # type: ignore[arg-type]
         (lambda: Task(double).with_middleware("m"), "Task.with_middleware: middleware[0] must be"),  # type: ignore[arg-type]
         (lambda: Pool().with_middleware(None), "Pool.with_middleware: middleware[0] must be"),  # type: ignore[arg-type]
@@ -185,12 +185,16 @@ def test_log_tasks_logs_each_end_with_id_name_tags_and_duration(logs: pytest.Log
     task = Task(maybe).with_name("maybe").with_tags("a", "b")
     logger = logging.getLogger("test.tasks")
     with pytest.raises(ExceptionGroup):
-        Pool(limit=1, middleware=[LogTasks(logger, logging.DEBUG)]).go([task.with_input(0), task.with_input(1)])
+        Pool(limit=1, middleware=[LogTasks(logger, logging.DEBUG)]).go(
+            [task.with_input(0), task.with_input(1)]
+        )
     ours = [r for r in logs.records if r.name == "test.tasks"]
     assert [r.levelno for r in ours] == [logging.DEBUG, logging.ERROR]
-    assert ours[0].getMessage().startswith("task maybe ") and " succeeded in " in ours[0].getMessage()
+    assert ours[0].getMessage().startswith("task maybe ")
+    assert " succeeded in " in ours[0].getMessage()
     assert " failed in " in ours[1].getMessage()
-    assert ours[1].exc_info is not None and isinstance(ours[1].exc_info[1], ValueError)
+    assert ours[1].exc_info is not None
+    assert isinstance(ours[1].exc_info[1], ValueError)
     for record in ours:
         assert record.task_name == "maybe"  # type: ignore[attr-defined]
         assert record.task_tags == ("a", "b")  # type: ignore[attr-defined]
@@ -241,7 +245,8 @@ def test_timing_sums_up_every_task_failed_ones_included() -> None:
     assert timing.count == 3
     assert timing.total == 4.5
     assert timing.mean == 1.5
-    assert timing.slowest is not None and timing.slowest[1] == 3.0
+    assert timing.slowest is not None
+    assert timing.slowest[1] == 3.0
     assert timing.slowest[0].endswith(".1")
     assert heard == [(0, 1.0), (1, 3.0), (2, 0.5)]
     assert "count=3" in repr(timing)
@@ -290,18 +295,18 @@ def test_catch_errors_lets_every_other_error_through() -> None:
 
 
 def test_catch_errors_fallback_may_be_async_or_send_to_the_drain() -> None:
-    out: Drain[int] = Drain()
+    out: Drain[str] = Drain()
 
     async def parse(args: Args[str]) -> None:
-        args.drain.send(int(args.input))
+        args.drain.send(str(int(args.input)))
 
     def send_zero(args: Args[Any], error: Exception) -> None:
-        args.drain.send(0)
+        args.drain.send("0")
 
     Pool(middleware=[CatchErrors(ValueError, fallback=send_zero)]).go(
         Task(parse).drain_to(out).with_input(text) for text in ["4", "x"]
     )
-    assert sorted(out.drain()) == [0, 4]
+    assert sorted(out.drain()) == ["0", "4"]
 
     async def later(args: Args[Any], error: Exception) -> int:
         await asyncio.sleep(0)
@@ -327,7 +332,9 @@ def test_catch_errors_catches_after_the_retries(waits: WaitLog) -> None:
 def test_catch_errors_must_be_told_what_to_catch() -> None:
     with pytest.raises(TypeError, match="name at least one exception type"):
         CatchErrors()
-    with pytest.raises(TypeError, match="each kind must be an Exception subclass, got <class 'KeyboardInterrupt'>"):
+    with pytest.raises(
+        TypeError, match="each kind must be an Exception subclass, got <class 'KeyboardInterrupt'>"
+    ):
         CatchErrors(KeyboardInterrupt)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match=r"CatchErrors\(fallback\): fallback must be callable, got 0"):
         CatchErrors(KeyError, fallback=0)  # type: ignore[arg-type]

@@ -68,12 +68,16 @@ class OpenTelemetry(Hooks):
         meter = metrics.get_meter(_SCOPE, meter_provider=meter_provider)
         self._completed = meter.create_counter("go_async.tasks.completed", "{task}", "Tasks that succeeded")
         self._failed = meter.create_counter("go_async.tasks.failed", "{task}", "Tasks that failed")
-        self._retried = meter.create_counter("go_async.tasks.retried", "{task}", "Tasks retried at least once")
+        self._retried = meter.create_counter(
+            "go_async.tasks.retried", "{task}", "Tasks retried at least once"
+        )
         self._cancelled = meter.create_counter("go_async.tasks.cancelled", "{task}", "Tasks cancelled")
         self._tagged = meter.create_counter("go_async.tasks.tagged", "{task}", "Tasks run, per tag")
         self._running = meter.create_up_down_counter("go_async.tasks.running", "{task}", "Tasks running")
         self._queued = meter.create_up_down_counter("go_async.tasks.queued", "{task}", "Tasks queued")
-        self._duration = meter.create_histogram("go_async.task.duration", "s", "Task durations, retries included")
+        self._duration = meter.create_histogram(
+            "go_async.task.duration", "s", "Task durations, retries included"
+        )
         # The ids of the tasks now queued or running, to know what a cancellation ends.
         self._waiting: set[str] = set()
         self._active: set[str] = set()

@@ -4,8 +4,11 @@ mypy runs with warn_unused_ignores, so a marked line that stops failing is an er
 """
 
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
-from go_async import Args, Drain, Pool, Task
+from go_async import Args, CallNext, Drain, Hooks, Pool, Task
+
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -76,3 +79,21 @@ async def misuse() -> None:
     async with Pool() as running:
         await running.submit(fetch)  # type: ignore[arg-type]
         Task(fetch).with_priority("high")  # type: ignore[arg-type]
+
+
+# A middleware must hand on the task's result: one that returns None would drop it.
+async def drops_results(args: Args[Any], call_next: CallNext[R]) -> None:
+    await call_next()
+
+
+Pool(middleware=[drops_results])  # type: ignore[list-item]
+Task(fetch).with_middleware(drops_results)  # type: ignore[arg-type]
+
+# Progress is True, False, "tqdm" or "rich".
+Pool().go([], progress="bar")  # type: ignore[arg-type]
+
+
+# A hook keeps the signature of the event it overrides.
+class WrongHook(Hooks):
+    def task_failed(self, args: Args[Any]) -> None:  # type: ignore[override]
+        pass

@@ -1,12 +1,31 @@
 """Calls that must type-check, with the types they must keep."""
 
 import asyncio
+import logging
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, assert_type
+from typing import Any, TypeVar, assert_type
 
-from go_async import Args, Drain, Handle, Pool, PoolStats, RunningPool, Task, WaitLog, set_testing
+from go_async import (
+    Args,
+    CallNext,
+    CatchErrors,
+    Drain,
+    Handle,
+    Hooks,
+    LogTasks,
+    Middleware,
+    Pool,
+    PoolStats,
+    RunningPool,
+    Task,
+    Timing,
+    WaitLog,
+    set_testing,
+)
+
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -82,6 +101,44 @@ async def serve() -> None:
         assert_type(running.cancel(), list[Handle[Any]])
         assert_type(await running.shutdown(timeout=1.0), list[Handle[Any]])
 
+
+async def timed(args: Args[Any], call_next: CallNext[R]) -> R:
+    result = await call_next()
+    assert_type(result, R)
+    return result
+
+
+class Named:
+    """A middleware as a class, returning what call_next returned."""
+
+    async def __call__(self, args: Args[Any], call_next: CallNext[R]) -> R:
+        logging.info("%s %s", args.id, args.name)
+        return await call_next()
+
+
+class CountFailures(Hooks):
+    def __init__(self) -> None:
+        self.failed = 0
+
+    def task_failed(self, args: Args[Any], error: Exception, seconds: float) -> None:
+        self.failed += 1
+
+
+middleware: list[Middleware] = [
+    timed,
+    Named(),
+    LogTasks(),
+    Timing(),
+    CatchErrors(KeyError, fallback=lambda a, e: 0),
+]
+observed = Pool(limit=2, middleware=middleware, hooks=[CountFailures()]).with_middleware(timed)
+observed = observed.with_hooks(CountFailures())
+assert_type(observed, Pool)
+assert_type(Task(fetch).with_middleware(timed, Named()), Task[User])
+assert_type(observed.map(name_length, [User("l")], progress=True), list[int])
+observed.go([Task(fetch).with_input(User("m")).drain_to(out)], progress="tqdm")
+assert_type(Timing().mean, float | None)
+assert_type(CatchErrors(ValueError).caught, int)
 
 with set_testing(seed=3) as log:
     assert_type(log, WaitLog)
