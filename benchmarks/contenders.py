@@ -3,7 +3,9 @@
 Each contender runs one workload over ``range(n)`` with a limit (``None`` for
 none) and returns the values the workload collected, so the harness can check
 that nothing was lost. Peers are imported inside their function: a case's
-subprocess loads only the library it measures.
+subprocess loads only the library it measures. ``go_async_before`` is plain
+go_async run on the source of an earlier commit (see ``run.py``), so this
+module imports nothing from go_async at the top that the earlier code lacks.
 """
 
 from __future__ import annotations
@@ -11,11 +13,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from go_async import Args, Drain, Pool, Task
 
 WORKLOADS = ("noop", "sleep0", "collect")
+# The last commit before middleware and hooks: "go_async_before" runs its
+# source, so that the report can tell what they cost a pool that has none.
+BASELINE = "c85913d"
 
 
 class Work:
@@ -220,16 +225,50 @@ def go_async_retry(work: Work, limit: int | None, n: int) -> None:
     Pool(limit=limit).go(base.with_input(i) for i in range(n))
 
 
+def go_async_hooks(work: Work, limit: int | None, n: int) -> None:
+    from go_async import Hooks  # noqa: PLC0415 - absent from the baseline's source
+
+    class Count(Hooks):
+        """A monitor's usual minimum: it counts starts and successes."""
+
+        def __init__(self) -> None:
+            self.started = self.succeeded = 0
+
+        def task_started(self, args: Args[Any]) -> None:
+            self.started += 1
+
+        def task_succeeded(self, args: Args[Any], seconds: float) -> None:
+            self.succeeded += 1
+
+    count = Count()
+    base = Task(work.task_fn)
+    Pool(limit=limit, hooks=[count]).go(base.with_input(i) for i in range(n))
+    assert count.succeeded == n
+
+
+def go_async_middleware(work: Work, limit: int | None, n: int) -> None:
+    from go_async import CallNext  # noqa: PLC0415 - absent from the baseline's source
+
+    R = TypeVar("R")
+
+    async def pass_through(args: Args[Any], call_next: CallNext[R]) -> R:
+        return await call_next()
+
+    base = Task(work.task_fn)
+    Pool(limit=limit, middleware=[pass_through]).go(base.with_input(i) for i in range(n))
+
+
 @dataclass(frozen=True)
 class Contender:
     key: str
     label: str
     run: Callable[[Work, int | None, int], None]
     limits: tuple[int | None, ...]
-    kind: str  # "floor", "reference", "asyncio", "peer" or "go_async"
+    kind: str  # "floor", "reference", "asyncio", "peer", "go_async" or "baseline"
 
 
 UNLIMITED: tuple[int | None, ...] = (None,)
+NONE_AND_100: tuple[int | None, ...] = (None, 100)
 LIMITED: tuple[int | None, ...] = (100, 1)
 ANY: tuple[int | None, ...] = (None, 100, 1)
 
@@ -249,5 +288,16 @@ CONTENDERS = {
         Contender("go_async", "go_async Pool.go", go_async, ANY, "go_async"),
         Contender("go_async_drain", "go_async + drain", go_async_drain, ANY, "go_async"),
         Contender("go_async_retry", "go_async + unused retry", go_async_retry, ANY, "go_async"),
+        Contender("go_async_hooks", "go_async + a counting hook", go_async_hooks, NONE_AND_100, "go_async"),
+        Contender(
+            "go_async_middleware",
+            "go_async + pass-through middleware",
+            go_async_middleware,
+            NONE_AND_100,
+            "go_async",
+        ),
+        Contender(
+            "go_async_before", f"go_async at {BASELINE}, before hooks", go_async, NONE_AND_100, "baseline"
+        ),
     ]
 }

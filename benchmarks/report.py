@@ -21,6 +21,8 @@ GO_ASYNC = "go_async"
 # Flat memory: at most this many MB more for 100 times the tasks (a design that
 # keeps every task alive grows by about 1 GB per million).
 FLAT_MB = 10.0
+# Two runs of the same code differ by up to this much on a noisy 2-core machine.
+NOISE = 1.05
 
 
 class Figures:
@@ -165,6 +167,26 @@ def targets(figures: Figures, drain_ns: list[float]) -> list[str]:
             f"{worst[0]:.2f}× at worst ({worst[1]})",
             worst[0] <= 1.3,
         )
+    pairs = [(w, limit, GO_ASYNC, "go_async_before") for w in WORKLOADS for limit in (None, 100)]
+    worst = worst_ratio(figures, loop, size, pairs, same_limit=True)
+    if worst:
+        row(
+            "no hooks, no middleware: as fast as before they existed (÷ the same run of the code before)",
+            f"{worst[0]:.2f}× at worst ({worst[1]})",
+            worst[0] <= NOISE,
+        )
+    for key, what in (
+        ("go_async_hooks", "a counting hook"),
+        ("go_async_middleware", "a pass-through middleware"),
+    ):
+        pairs = [(w, limit, key, GO_ASYNC) for w in WORKLOADS for limit in (None, 100)]
+        worst = worst_ratio(figures, loop, size, pairs, same_limit=True)
+        if worst:
+            row(
+                f"what {what} costs (no target: the price of using it)",
+                f"{worst[0]:.2f}× at worst ({worst[1]})",
+                None,
+            )
     memory = [figures.get(loop, "noop", 100, GO_ASYNC, s) for s in sizes]
     peaks = [c.peak_mb for c in memory if c is not None and c.peak_mb is not None]
     if len(peaks) > 1:
@@ -240,7 +262,7 @@ def chart(cases: list[Case], path: Path) -> None:
                 "tab:orange"
                 if kind == GO_ASYNC
                 else "tab:grey"
-                if kind in ("floor", "reference")
+                if kind in ("floor", "reference", "baseline")
                 else "tab:blue"
                 for _, _, kind in bars
             ]

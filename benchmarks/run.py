@@ -18,11 +18,14 @@ import platform
 import statistics
 import subprocess
 import sys
+import tarfile
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
+from functools import cache
 from pathlib import Path
 
-from contenders import CONTENDERS, WORKLOADS
+from contenders import BASELINE, CONTENDERS, WORKLOADS
 
 HERE = Path(__file__).resolve().parent
 LIMITS: tuple[int | None, ...] = (None, 100, 1)
@@ -31,6 +34,8 @@ QUICK_SIZES = (2_000,)
 HEADLINE_SIZE = 100_000
 PEERS = ("anyio", "aiometer", "aiojobs", "asyncio-pool")
 DRAIN_SENDS = 1_000_000
+# Contenders that only answer "what does this feature cost": asyncio, up to 100,000.
+FEATURE_COSTS = ("go_async_hooks", "go_async_middleware", "go_async_before")
 
 
 @dataclass
@@ -71,9 +76,13 @@ def in_full_run(loop: str, size: int, limit: int | None, key: str) -> bool:
     with limit 100, and for limit 1 (where all run one at a time) go_async and
     the hand-written loop. At 1,000,000, plain go_async, the floor and the
     hand-written loop. On uvloop, the 100,000 cases with no limit and limit
-    100, but for anyio and aiometer, whose own Python code dominates.
+    100, but for anyio and aiometer, whose own Python code dominates. The
+    contenders that price a feature (hooks, middleware, the code before them)
+    run on asyncio up to 100,000.
     """
     ours = key in ("go_async", "go_async_drain", "go_async_retry", "sequential", "workers")
+    if key in FEATURE_COSTS:
+        return loop == "asyncio" and size <= HEADLINE_SIZE
     if loop == "uvloop":
         return size == HEADLINE_SIZE and limit != 1 and key not in ("anyio", "aiometer")
     if size == FULL_SIZES[0]:
@@ -89,6 +98,12 @@ def run_case(case: Case, reps: int, python: str) -> None:
     env = {
         key: value for key, value in os.environ.items() if key != "STAGE"
     }  # STAGE=test would force limit 1
+    if case.contender == "go_async_before":
+        source = baseline_source()
+        if isinstance(source, str):
+            case.skipped = f"skipped: the source of {BASELINE} is not available ({source})"
+            return
+        env["PYTHONPATH"] = str(source)  # ahead of the installed go_async
     done = subprocess.run([*argv, case.loop], capture_output=True, text=True, env=env, check=False)
     if done.returncode != 0:
         case.skipped = (
@@ -171,6 +186,28 @@ def main() -> None:
         print(f"no chart: {missing.name} is missing; pip install -e '.[chart]'")
     else:
         print(f"wrote {out / 'results.png'}")
+
+
+@cache
+def baseline_source() -> Path | str:
+    """The ``src`` folder of the BASELINE commit, extracted once; or why it could not be."""
+    folder = Path(tempfile.mkdtemp(prefix="go_async_baseline_"))
+    archive = folder / "src.tar"
+    try:
+        with archive.open("wb") as out:
+            subprocess.run(
+                ["git", "-C", str(HERE.parent), "archive", BASELINE, "src"],
+                stdout=out,
+                stderr=subprocess.PIPE,
+                check=True,
+            )
+        with tarfile.open(archive) as tar:
+            tar.extractall(folder, filter="data")
+    except subprocess.CalledProcessError as error:
+        return error.stderr.decode(errors="replace").strip() or f"git exited with {error.returncode}"
+    except (OSError, tarfile.TarError) as error:
+        return str(error).strip() or type(error).__name__
+    return folder / "src"
 
 
 def drain_send_ns(reps: int) -> list[float]:

@@ -11,6 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
+import run
 from contenders import CONTENDERS, WORKLOADS, Work
 from report import Figures, markdown, targets
 from run import Case, plan
@@ -102,3 +103,32 @@ def test_every_workload_collects_exactly_its_inputs(workload: str) -> None:
         contender.run(work, contender.limits[-1], 50)
         expected = list(range(50)) if workload == "collect" else []
         assert sorted(work.collected) == expected, key
+
+
+@pytest.mark.parametrize(("now_ns", "met"), [(1_040.0, "✓"), (1_100.0, "✗")])
+def test_no_hooks_is_judged_against_the_code_before_hooks(now_ns: float, met: str) -> None:
+    """Zero cost means within the noise of the same run of the earlier source; features are priced."""
+    cases = [
+        case("noop", 100, "go_async", now_ns),
+        case("noop", 100, "go_async_before", 1_000),
+        case("noop", 100, "go_async_hooks", 2_000),
+    ]
+    rows = targets(Figures(cases), [])
+    [row] = [r for r in rows if "as fast as before they existed" in r]
+    assert f"| {now_ns / 1_000:.2f}× at worst (noop, limit 100) | {met} |" in row
+    [hooks] = [r for r in rows if "a counting hook costs" in r]
+    assert hooks.endswith(f"| {2_000 / now_ns:.2f}× at worst (noop, limit 100) | — |")
+
+
+def test_the_baseline_is_skipped_with_its_reason_when_its_source_is_missing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(run, "BASELINE", "0" * 40)
+    run.baseline_source.cache_clear()
+    try:
+        before = Case("asyncio", "noop", 100, 2_000, "go_async_before")
+        run.run_case(before, 5, sys.executable)
+    finally:
+        run.baseline_source.cache_clear()
+    assert before.skipped.startswith(f"skipped: the source of {'0' * 40} is not available (")
+    assert not before.ns_per_task

@@ -202,25 +202,15 @@ class Run:
     def _time_limit(self, core: _Core) -> float | None:
         return self._default_timeout if core.timeout is None else core.timeout
 
-    def _retry_policy(self, core: _Core) -> RetryPolicy | None:
-        policy = core.retry or self._default_retry
-        return policy if policy is not None and policy.attempts > 1 else None
-
     async def _settle(self, index: int, core: _Core, args: Args[Any], failure: Exception) -> None:
         # The fast path's first try failed: retry the task if its policy (or
         # the pool's) says so, and record its final error otherwise.
-        policy = self._retry_policy(core)
-        if policy is not None:
-            self._retried += 1
-            try:
-                await retry_after(failure, partial(self._call, core, args, self._time_limit(core)), policy)
-            except Exception as error:
-                failure = error
-            except (KeyboardInterrupt, SystemExit) as interrupt:
-                self._interrupted(interrupt)
-            else:
-                return
-        self._errors.append((index, failure))
+        try:
+            await self._retry(core, args, failure, self._time_limit(core))
+        except Exception as error:
+            self._errors.append((index, error))
+        except (KeyboardInterrupt, SystemExit) as interrupt:
+            self._interrupted(interrupt)
 
     async def _run_task(self, core: _Core, args: Args[Any], index: int) -> None:
         # Every task that needs more than an await: hooks, middleware, a
@@ -228,7 +218,8 @@ class Run:
         hooks = self._hooks
         started = 0.0
         if hooks is not None:
-            hooks.emit(hooks.task_started, args)
+            if hooks.task_started:
+                hooks.emit(hooks.task_started, args)
             started = perf_counter()
         middleware = self._middleware + core.middleware if core.middleware else self._middleware
         try:
@@ -240,7 +231,7 @@ class Run:
                 self._keep(index, value)
         except Exception as error:
             self._errors.append((index, error))
-            if hooks is not None:
+            if hooks is not None and hooks.task_failed:
                 hooks.emit(hooks.task_failed, args, error, perf_counter() - started)
             return
         except asyncio.CancelledError:
@@ -251,22 +242,32 @@ class Run:
             if hooks is not None:
                 hooks.emit(hooks.task_cancelled, args)
             self._interrupted(interrupt)
-        if hooks is not None:
+        if hooks is not None and hooks.task_succeeded:
             hooks.emit(hooks.task_succeeded, args, perf_counter() - started)
 
     async def _tries(self, core: _Core, args: Args[Any]) -> Any:
         # A task's every try: the first, then those its retry policy allows.
         time_limit = self._time_limit(core)
         try:
+            if time_limit is None and core.is_async:
+                return await core.fn(args)  # type: ignore[misc] # an async fn returns an awaitable
             return await self._call(core, args, time_limit)
         except Exception as error:
             failure = error
-        policy = self._retry_policy(core)
-        if policy is None:
+        # Out of the except block, so that later errors do not chain to this one.
+        return await self._retry(core, args, failure, time_limit)
+
+    async def _retry(self, core: _Core, args: Args[Any], failure: Exception, time_limit: float | None) -> Any:
+        # Try again after `failure`, as the task's retry policy (or the
+        # pool's) allows; raise the final error.
+        policy = core.retry or self._default_retry
+        if policy is None or policy.attempts == 1:
             raise failure
         self._retried += 1
         hooks = self._hooks
-        on_retry = None if hooks is None else partial(hooks.emit, hooks.task_retried, args)
+        on_retry = (
+            None if hooks is None or not hooks.task_retried else partial(hooks.emit, hooks.task_retried, args)
+        )
         return await retry_after(failure, partial(self._call, core, args, time_limit), policy, on_retry)
 
     def _stop_supply(self, error: Exception) -> None:
