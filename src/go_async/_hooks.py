@@ -103,13 +103,6 @@ class HookSet:
             setattr(hook_set, event, overridden)
         return hook_set
 
-    def __add__(self, other: HookSet | None) -> HookSet:
-        if other is None:
-            return self
-        combined = HookSet.of(self.hooks + other.hooks)
-        assert combined is not None
-        return combined
-
     def emit(self, handlers: tuple[Callable[..., object], ...], *event: Any) -> None:
         """Call each of ``handlers`` with ``event``; one that raises is logged, and the rest still run."""
         for handler in handlers:
