@@ -21,6 +21,8 @@ WORKLOADS = ("noop", "sleep0", "collect")
 # The last commit before middleware and hooks: "go_async_before" runs its
 # source, so that the report can tell what they cost a pool that has none.
 BASELINE = "c85913d"
+# Contenders that only answer "what does this feature cost plain go_async".
+FEATURE_COSTS = ("go_async_before", "go_async_hooks", "go_async_middleware")
 
 
 class Work:

@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from functools import cache
 from pathlib import Path
 
-from contenders import BASELINE, CONTENDERS, WORKLOADS
+from contenders import BASELINE, CONTENDERS, FEATURE_COSTS, WORKLOADS
 
 HERE = Path(__file__).resolve().parent
 LIMITS: tuple[int | None, ...] = (None, 100, 1)
@@ -34,8 +34,9 @@ QUICK_SIZES = (2_000,)
 HEADLINE_SIZE = 100_000
 PEERS = ("anyio", "aiometer", "aiojobs", "asyncio-pool")
 DRAIN_SENDS = 1_000_000
-# Contenders that only answer "what does this feature cost": asyncio, up to 100,000.
-FEATURE_COSTS = ("go_async_hooks", "go_async_middleware", "go_async_before")
+# Feature-cost cases run interleaved with go_async's, round after round, so
+# that a burst of noise on a shared machine hits both sides of a ratio.
+COST_ROUNDS = 3
 
 
 @dataclass
@@ -48,6 +49,7 @@ class Case:
     ns_per_task: list[float] = field(default_factory=list)
     peak_mb: float | None = None
     skipped: str = ""
+    round: int = 0  # which interleaved round of feature costs, if one
 
     @property
     def median(self) -> float:
@@ -65,7 +67,21 @@ def plan(*, quick: bool) -> list[Case]:
         for workload in WORKLOADS
         for limit in LIMITS
         for key, contender in CONTENDERS.items()
-        if limit in contender.limits and (quick or in_full_run(loop, size, limit, key))
+        if limit in contender.limits
+        and key not in FEATURE_COSTS
+        and (quick or in_full_run(loop, size, limit, key))
+    ]
+
+
+def cost_plan(*, quick: bool) -> list[Case]:
+    """The feature-cost cases: each round runs go_async and every FEATURE_COSTS contender in turn."""
+    size = QUICK_SIZES[0] if quick else HEADLINE_SIZE
+    return [
+        Case("asyncio", workload, limit, size, key, round=number)
+        for number in range(1, COST_ROUNDS + 1)
+        for workload in WORKLOADS
+        for limit in (None, 100)
+        for key in ("go_async", *FEATURE_COSTS)
     ]
 
 
@@ -76,13 +92,9 @@ def in_full_run(loop: str, size: int, limit: int | None, key: str) -> bool:
     with limit 100, and for limit 1 (where all run one at a time) go_async and
     the hand-written loop. At 1,000,000, plain go_async, the floor and the
     hand-written loop. On uvloop, the 100,000 cases with no limit and limit
-    100, but for anyio and aiometer, whose own Python code dominates. The
-    contenders that price a feature (hooks, middleware, the code before them)
-    run on asyncio up to 100,000.
+    100, but for anyio and aiometer, whose own Python code dominates.
     """
     ours = key in ("go_async", "go_async_drain", "go_async_retry", "sequential", "workers")
-    if key in FEATURE_COSTS:
-        return loop == "asyncio" and size <= HEADLINE_SIZE
     if loop == "uvloop":
         return size == HEADLINE_SIZE and limit != 1 and key not in ("anyio", "aiometer")
     if size == FULL_SIZES[0]:
@@ -152,20 +164,22 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
 
     started = time.monotonic()
-    cases = plan(quick=args.quick)
+    cases, costs = plan(quick=args.quick), cost_plan(quick=args.quick)
     done: dict[tuple[str, str, int | None, str, int], Case] = {}
-    for number, case in enumerate(cases, start=1):
+    for number, case in enumerate(cases + costs, start=1):
         projection = projected_seconds(case, done, args.reps)
-        if args.max_case_seconds and projection > args.max_case_seconds:
+        if case.round == 0 and args.max_case_seconds and projection > args.max_case_seconds:
             case.skipped = f"skipped: projected {projection:.0f} s"
         else:
             run_case(case, args.reps, sys.executable)
-        done[(case.loop, case.workload, case.limit, case.contender, case.size)] = case
+        if case.round == 0:
+            done[(case.loop, case.workload, case.limit, case.contender, case.size)] = case
         figure = case.skipped or f"{case.median:,.0f} ns/task, {case.peak_mb:.1f} MB"
         limit = "none" if case.limit is None else case.limit
+        where = f" (feature costs, round {case.round})" if case.round else ""
         print(
-            f"[{number}/{len(cases)}] {case.loop} {case.workload} limit={limit} n={case.size:,} "
-            f"{case.contender}: {figure}",
+            f"[{number}/{len(cases) + len(costs)}] {case.loop} {case.workload} limit={limit} "
+            f"n={case.size:,} {case.contender}{where}: {figure}",
             flush=True,
         )
     drain_ns = drain_send_ns(args.reps)
@@ -175,10 +189,17 @@ def main() -> None:
 
     (out / "results.json").write_text(
         json.dumps(
-            {"cases": [asdict(c) for c in cases], "drain_send_ns": drain_ns, "machine": machine()}, indent=1
+            {
+                "cases": [asdict(c) for c in cases],
+                "feature_costs": [asdict(c) for c in costs],
+                "drain_send_ns": drain_ns,
+                "machine": machine(),
+            },
+            indent=1,
         )
     )
-    (out / "results.md").write_text(markdown(cases, drain_ns, machine(), elapsed, quick=args.quick))
+    report = markdown(cases, drain_ns, machine(), elapsed, quick=args.quick, costs=costs)
+    (out / "results.md").write_text(report)
     print(f"wrote {out / 'results.md'} in {elapsed / 60:.1f} minutes")
     try:
         chart(cases, out / "results.png")
