@@ -1,7 +1,7 @@
 """Run the benchmark: every contender, workload, limit and size, each case in its own process.
 
-    python benchmarks/run.py            # the full run (under 15 minutes on 2 cores)
-    python benchmarks/run.py --quick    # a smoke run (under a minute): proves the script works
+    python benchmarks/run.py            # the full run (about 20 minutes on 2 cores)
+    python benchmarks/run.py --quick    # a smoke run (about a minute): proves the script works
 
 Needs the peers: ``pip install -e '.[bench]'`` (add ``chart`` for the PNG).
 Writes a Markdown report, the raw figures as JSON and, when matplotlib is
