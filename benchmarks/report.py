@@ -170,15 +170,15 @@ def targets(figures: Figures, drain_ns: list[float], costs: Sequence[Case] = ())
             f"{worst[0]:.2f}× at worst ({worst[1]})",
             worst[0] <= 1.15,
         )
-    pairs = [(w, limit, "go_async_retry", GO_ASYNC) for w in WORKLOADS for limit in (None, 100, 1)]
-    worst = worst_ratio(figures, loop, size, pairs, same_limit=True)
-    if worst:
-        row(
-            "a retry policy that never fires: within 1.3× of none",
-            f"{worst[0]:.2f}× at worst ({worst[1]})",
-            worst[0] <= 1.3,
-        )
     ratios = cost_ratios(costs)
+    retry = {(w, limit): ratio for (key, w, limit), ratio in ratios.items() if key == "go_async_retry"}
+    if retry:
+        (workload, limit), ratio = max(retry.items(), key=lambda item: item[1])
+        row(
+            "a retry policy that never fires: within 1.3× of none (interleaved rounds)",
+            f"{ratio:.2f}× at worst ({workload}, {LIMIT_TEXT[limit]})",
+            ratio <= 1.3,
+        )
     before = {(w, limit): ratio for (key, w, limit), ratio in ratios.items() if key == "go_async_before"}
     if before:
         (workload, limit), ratio = min(before.items(), key=lambda item: item[1])

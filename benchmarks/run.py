@@ -74,14 +74,14 @@ def plan(*, quick: bool) -> list[Case]:
 
 
 def cost_plan(*, quick: bool) -> list[Case]:
-    """The feature-cost cases: each round runs go_async and every FEATURE_COSTS contender in turn."""
+    """The feature-cost cases: each round runs go_async, an unused retry, then each FEATURE_COSTS."""
     size = QUICK_SIZES[0] if quick else HEADLINE_SIZE
     return [
         Case("asyncio", workload, limit, size, key, round=number)
         for number in range(1, COST_ROUNDS + 1)
         for workload in WORKLOADS
         for limit in (None, 100)
-        for key in ("go_async", *FEATURE_COSTS)
+        for key in ("go_async", "go_async_retry", *FEATURE_COSTS)
     ]
 
 

@@ -120,18 +120,22 @@ def test_no_hooks_is_judged_against_the_code_before_hooks_round_by_round(now_ns:
             cost("noop", 100, "go_async", now_ns * noise, number),
             cost("noop", 100, "go_async_before", 1_000, number),
             cost("noop", 100, "go_async_hooks", 2 * now_ns, number),
+            cost("noop", 100, "go_async_retry", 1.2 * now_ns * noise, number),
         ]
     figures = Figures([case("noop", 100, "go_async", now_ns)])
     [row] = [r for r in targets(figures, [], costs) if "as fast as the code before" in r]
     assert row.endswith(f"| {now_ns / 1_000:.2f}× at worst (noop, limit 100) | {met} |")
+    [retry] = [r for r in targets(figures, [], costs) if "a retry policy that never fires" in r]
+    assert retry.endswith("| 1.20× at worst (noop, limit 100) | ✓ |")
     text = markdown([case("noop", 100, "go_async", now_ns)], [], MACHINE, 60.0, quick=False, costs=costs)
-    assert "| workload | go_async + a counting hook | go_async at c85913d, before hooks |" in text
-    assert f"| noop, limit 100 | 2.00× | {now_ns / 1_000:.2f}× |" in text
+    labels = ["go_async + unused retry", "go_async + a counting hook", "go_async at c85913d, before hooks"]
+    assert f"| workload | {' | '.join(labels)} |" in text
+    assert f"| noop, limit 100 | 1.20× | 2.00× | {now_ns / 1_000:.2f}× |" in text
 
 
 def test_feature_costs_run_interleaved_and_stay_out_of_the_main_plan() -> None:
     costs = run.cost_plan(quick=True)
-    assert [c.contender for c in costs[:4]] == ["go_async", *FEATURE_COSTS]
+    assert [c.contender for c in costs[:5]] == ["go_async", "go_async_retry", *FEATURE_COSTS]
     assert {c.round for c in costs} == set(range(1, run.COST_ROUNDS + 1))
     assert not {c.contender for c in plan(quick=False)} & set(FEATURE_COSTS)
 
