@@ -13,7 +13,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 
-from go_async import Args, CatchErrors, Pool, PoolStats, Task, WaitLog
+from go_async import Args, CatchErrors, CircuitBreaker, ManualClock, Pool, PoolStats, Task, WaitLog
 from go_async.otel import OpenTelemetry
 
 
@@ -161,6 +161,20 @@ def test_metrics_match_the_running_pools_stats(telemetry: Telemetry, waits: Wait
     assert total(metrics["go_async.task.duration"]) == 3
     assert total(metrics["go_async.tasks.running"]) == 0
     assert total(metrics["go_async.tasks.queued"]) == 0
+
+
+def test_circuit_state_changes_are_counted_per_circuit_and_state(telemetry: Telemetry) -> None:
+    clock = ManualClock()
+    breaker = CircuitBreaker("db", failures=1, cooldown=1, clock=clock)
+    pool = telemetry.otel.instrument(Pool(limit=1))
+    with pytest.raises(ExceptionGroup):
+        pool.go([Task(work).with_circuit_breaker(breaker).with_input(-1)])
+    asyncio.run(clock.advance(1))
+    pool.go([Task(work).with_circuit_breaker(breaker).with_input(1)])
+    assert telemetry.metrics()["go_async.circuit.changes"] == {
+        (("go_async.circuit", "db"), ("go_async.circuit.state", state)): 1
+        for state in ("open", "half-open", "closed")
+    }
 
 
 def test_instrument_puts_the_span_outermost_and_keeps_the_pools_settings(telemetry: Telemetry) -> None:

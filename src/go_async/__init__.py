@@ -13,29 +13,43 @@ Example::
     assert sorted(out.drain()) == [n**2 for n in range(10)]
 """
 
+from ._breaker import CircuitBreaker, CircuitOpenError, CircuitState
+from ._clock import Clock, ManualClock
 from ._drain import Drain
 from ._hooks import Hooks
 from ._middleware import CallNext, CatchErrors, LogTasks, Middleware, Timing
 from ._pool import Pool
+from ._rate import RateLimit
+from ._schedule import Schedule
 from ._service import Handle, PoolStats, QueueFull, RunningPool
 from ._task import Args, Task
 from ._testing import WaitLog, set_testing
+from ._topic import Subscription, Topic
 
 __all__ = [
     "Args",
     "CallNext",
     "CatchErrors",
+    "CircuitBreaker",
+    "CircuitOpenError",
+    "CircuitState",
+    "Clock",
     "Drain",
     "Handle",
     "Hooks",
     "LogTasks",
+    "ManualClock",
     "Middleware",
     "Pool",
     "PoolStats",
     "QueueFull",
+    "RateLimit",
     "RunningPool",
+    "Schedule",
+    "Subscription",
     "Task",
     "Timing",
+    "Topic",
     "WaitLog",
     "set_testing",
 ]

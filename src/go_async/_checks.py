@@ -47,6 +47,15 @@ def seconds(where: str, name: str, value: object) -> float:
     return number
 
 
+def positive_seconds(where: str, name: str, value: object) -> float:
+    """Return ``value`` as finite seconds > 0 (a number or a ``timedelta``)."""
+    number = seconds(where, name, value)
+    if number == 0:
+        msg = f"{where}: {name} must be > 0 seconds, got {value!r}"
+        raise ValueError(msg)
+    return number
+
+
 def timeout_seconds(where: str, value: object) -> float | None:
     """Return ``value`` as a timeout: ``None`` (no timeout) or finite seconds > 0."""
     if value is None:

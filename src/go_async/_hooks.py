@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, cast
 from ._task import Args
 
 if TYPE_CHECKING:
+    from ._breaker import CircuitBreaker, CircuitState
     from ._pool import Pool
 
 log = logging.getLogger("go_async")
@@ -59,6 +60,9 @@ class Hooks:
     def task_cancelled(self, args: Args[Any]) -> None:
         """A task was cancelled, running or (in a running pool) still queued."""
 
+    def circuit_changed(self, breaker: CircuitBreaker, state: CircuitState) -> None:
+        """A task of this pool moved ``breaker`` to ``state`` (see ``CircuitBreaker``)."""
+
 
 _EVENTS = (
     "pool_started",
@@ -69,6 +73,7 @@ _EVENTS = (
     "task_succeeded",
     "task_failed",
     "task_cancelled",
+    "circuit_changed",
 )
 
 
@@ -86,6 +91,7 @@ class HookSet:
     task_succeeded: tuple[Callable[[Args[Any], float], object], ...]
     task_failed: tuple[Callable[[Args[Any], Exception, float], object], ...]
     task_cancelled: tuple[Callable[[Args[Any]], object], ...]
+    circuit_changed: tuple[Callable[[CircuitBreaker, CircuitState], object], ...]
 
     @classmethod
     def of(cls, hooks: Iterable[Hooks]) -> HookSet | None:

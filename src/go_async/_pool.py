@@ -6,13 +6,14 @@ import asyncio
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Sized
 from datetime import timedelta
 from types import TracebackType
-from typing import Any, Self, TypeVar, cast
+from typing import Any, Self, TypeVar, cast, overload
 
 from ._checks import positive_int, timeout_seconds
 from ._drain import Drain
 from ._hooks import Hooks, HookSet, check_hooks
 from ._middleware import Middleware, check_middleware
 from ._progress import ProgressChoice, progress_hooks
+from ._rate import RateLimit, rate_limit
 from ._retry import DEFAULT_MAX_WAIT, RetryPolicy
 from ._run import Run, not_a_task
 from ._service import RunningPool
@@ -39,7 +40,17 @@ class Pool:
         pool.go(Task(fetch).with_input(url).drain_to(pages) for url in urls)
     """
 
-    __slots__ = ("_errors", "_hooks", "_limit", "_middleware", "_open", "_queue_size", "_retry", "_timeout")
+    __slots__ = (
+        "_errors",
+        "_hooks",
+        "_limit",
+        "_middleware",
+        "_open",
+        "_queue_size",
+        "_rate",
+        "_retry",
+        "_timeout",
+    )
 
     def __init__(
         self,
@@ -54,6 +65,7 @@ class Pool:
         self._retry: RetryPolicy | None = None
         self._timeout: float | None = None
         self._queue_size: int | None = None
+        self._rate: RateLimit | None = None
         self._errors: list[Exception] = []
         self._open: list[RunningPool] = []
 
@@ -90,6 +102,24 @@ class Pool:
         """
         pool = self._copy()
         pool._timeout = timeout_seconds("Pool.with_timeout", seconds)
+        return pool
+
+    @overload
+    def with_rate_limit(self, limit: RateLimit | None, /) -> Self: ...
+    @overload
+    def with_rate_limit(self, limit: int, /, per: float | timedelta = 1.0) -> Self: ...
+    def with_rate_limit(self, limit: RateLimit | int | None, /, per: float | timedelta = 1.0) -> Self:
+        """A copy of this pool whose tasks' tries start at most ``limit`` times per ``per`` seconds.
+
+        It applies with the concurrency limit, and with the tasks' own rate
+        limits (see ``RateLimit``). ``None`` removes the pool's rate limit.
+
+        Example::
+
+            Pool(limit=20).with_rate_limit(100, per=1).go(tasks)  # at most 100 starts a second
+        """
+        pool = self._copy()
+        pool._rate = None if limit is None else rate_limit("Pool.with_rate_limit", limit, per)
         return pool
 
     def with_middleware(self, *middleware: Middleware) -> Self:
@@ -170,6 +200,7 @@ class Pool:
             middleware=self._middleware,
             hooks=hooks,
             keep=keep,
+            rate=self._rate,
         )
         if hooks is not None:
             hooks.emit(hooks.pool_started, self)
@@ -251,7 +282,8 @@ class Pool:
         retry = "" if self._retry is None else f", retry={self._retry}"
         timeout = "" if self._timeout is None else f", timeout={self._timeout}s"
         queue = "" if self._queue_size is None else f", queue_size={self._queue_size}"
-        return f"Pool(limit={self._limit}{retry}{timeout}{queue})"
+        rate = "" if self._rate is None else f", rate={self._rate!r}"
+        return f"Pool(limit={self._limit}{retry}{timeout}{queue}{rate})"
 
     def _copy(self) -> Self:
         cls = type(self)
@@ -260,6 +292,7 @@ class Pool:
         pool._retry = self._retry
         pool._timeout = self._timeout
         pool._queue_size = self._queue_size
+        pool._rate = self._rate
         pool._middleware = self._middleware
         pool._hooks = self._hooks
         pool._errors = []

@@ -20,6 +20,7 @@ from ._task import Args, Origin, Task, _Core, run_numbers
 if TYPE_CHECKING:
     from ._hooks import HookSet
     from ._middleware import Middleware
+    from ._rate import RateLimit
     from ._service import RunningPool
 
 R = TypeVar("R")
@@ -52,6 +53,7 @@ class Run:
         "_number",
         "_owns_executor",
         "_parent",
+        "_rate",
         "_retried",
         "_service",
         "_source_error",
@@ -72,14 +74,18 @@ class Run:
         middleware: tuple[Middleware, ...] = (),
         hooks: HookSet | None = None,
         keep: Callable[[int, Any], object] | None = None,
+        rate: RateLimit | None = None,
     ) -> None:
         self._number = next(run_numbers) if number is None else number
+        self._rate = rate
         self._middleware = middleware
         self._hooks = hooks
         # Where each task's result goes, by position (map's list), if anywhere.
         self._keep = keep
         # Nothing to do around a task but run it: the worker's fast path.
-        self._bare = default_timeout is None and not middleware and hooks is None and keep is None
+        self._bare = (
+            default_timeout is None and not middleware and hooks is None and keep is None and rate is None
+        )
         self._service = service
         self._owns_executor = executor is None
         self._retried = 0
@@ -222,11 +228,12 @@ class Run:
                 hooks.emit(hooks.task_started, args)
             started = perf_counter()
         middleware = self._middleware + core.middleware if core.middleware else self._middleware
+        tries = self._tries if core.breaker is None else self._guarded
         try:
             if middleware:
-                value = await run_chain(middleware, args, partial(self._tries, core, args))
+                value = await run_chain(middleware, args, partial(tries, core, args))
             else:
-                value = await self._tries(core, args)
+                value = await tries(core, args)
             if self._keep is not None:
                 self._keep(index, value)
         except Exception as error:
@@ -245,11 +252,31 @@ class Run:
         if hooks is not None and hooks.task_succeeded:
             hooks.emit(hooks.task_succeeded, args, perf_counter() - started)
 
+    async def _guarded(self, core: _Core, args: Args[Any]) -> Any:
+        # A task's tries, through its circuit breaker, which may refuse them.
+        breaker = core.breaker
+        assert breaker is not None
+        hooks = self._hooks
+        notify = None
+        if hooks is not None and hooks.circuit_changed:
+            notify = partial(hooks.emit, hooks.circuit_changed)
+        probe = breaker.admit(notify)
+        try:
+            value = await self._tries(core, args)
+        except Exception as error:
+            breaker.failed(probe, error, notify)
+            raise
+        except BaseException:
+            breaker.abandoned(probe)
+            raise
+        breaker.succeeded(probe, notify)
+        return value
+
     async def _tries(self, core: _Core, args: Args[Any]) -> Any:
         # A task's every try: the first, then those its retry policy allows.
         time_limit = self._time_limit(core)
         try:
-            if time_limit is None and core.is_async:
+            if time_limit is None and core.is_async and core.rate is None and self._rate is None:
                 return await core.fn(args)  # type: ignore[misc] # an async fn returns an awaitable
             return await self._call(core, args, time_limit)
         except Exception as error:
@@ -294,12 +321,20 @@ class Run:
         raise asyncio.CancelledError
 
     async def _call(self, core: _Core, args: Args[Any], time_limit: float | None) -> Any:
-        # One try of a task, returning what its function returned.
+        # One try of a task, returning what its function returned. Its turn
+        # under a rate limit comes first: waiting for it is not part of the try.
+        if self._rate is not None:
+            await self._rate.acquire()
+        if core.rate is not None:
+            await core.rate.acquire()
+        return await self._try(core, args, time_limit)
+
+    async def _try(self, core: _Core, args: Args[Any], time_limit: float | None) -> Any:
         if time_limit is not None:
             deadline = asyncio.timeout(time_limit)
             try:
                 async with deadline:
-                    return await self._call(core, args, None)
+                    return await self._try(core, args, None)
             except TimeoutError as error:
                 if deadline.expired():
                     error.add_note(f"{args.task!r} timed out after {time_limit}s")

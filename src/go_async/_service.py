@@ -20,12 +20,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from ._checks import positive_int, timeout_seconds
 from ._checks import seconds as checked_seconds
+from ._clock import SYSTEM_CLOCK, Clock
 from ._run import Run
+from ._schedule import Overlap, Schedule, check_schedule, cron_times, every_interval
 from ._task import Origin, Task, make_args, run_numbers
+from ._topic import Topic, WhenFull
 
 if TYPE_CHECKING:
     from ._pool import Pool
@@ -237,6 +240,15 @@ class RunningPool:
         # Only the root's: every pool of the family runs plain functions in it.
         self._executor: ThreadPoolExecutor | None = None
         self._fed: set[Any] = set()
+        self._schedules: set[Schedule] = set()
+        # Only the root's: the family's topics, the asyncio tasks that run its
+        # tasks, how many of those wait on a subscription, and whether the
+        # pool is closing (see `_until_idle`).
+        self._topics: dict[str, Topic[Any]] = {}
+        self._runners: set[asyncio.Task[None]] = set()
+        self._listeners = 0
+        self._closing = False
+        self._failed_schedules: list[Schedule] = []
 
     # --- what users call ------------------------------------------------------
 
@@ -284,13 +296,102 @@ class RunningPool:
         self._children.append(child)
         return child
 
-    def cancel(self) -> list[Handle[Any]]:
-        """Cancel every task queued or running here and in sub-pools; the pool stays open.
+    @overload
+    def topic(
+        self, name: str, kind: type[T], *, buffer: int = ..., when_full: WhenFull = ...
+    ) -> Topic[T]: ...
+    @overload
+    def topic(self, name: str, *, buffer: int = ..., when_full: WhenFull = ...) -> Topic[Any]: ...
+    def topic(
+        self, name: str, kind: type[Any] | None = None, *, buffer: int = 100, when_full: WhenFull = "wait"
+    ) -> Topic[Any]:
+        """The pool's topic called ``name``, made on first use; tasks find it by name.
 
-        Returns the handles of the tasks cancelled, in submission order.
+        ``kind`` types the messages for the type checker (it is not checked at
+        run time); ``buffer`` and ``when_full`` are as in ``Topic`` and must
+        match the topic's if it exists. The pool's topics close when the pool
+        does: once its block has ended (or ``shutdown()`` began) and every task
+        still running waits on a subscription, so nobody is left to publish.
+
+        Example::
+
+            async def watch(args: Args[None]) -> None:
+                with args.pool.topic("prices", float).subscribe() as prices:
+                    async for price in prices:
+                        ...
+
+            async def quote(args: Args[float]) -> None:
+                await args.pool.topic("prices", float).publish(args.input)
+        """
+        root = self._root
+        existing = root._topics.get(name)
+        if existing is None:
+            topic: Topic[Any] = Topic(name, buffer=buffer, when_full=when_full)
+            self._check_open("topic")
+            topic._owner = root
+            root._topics[name] = topic
+            return topic
+        if (existing.buffer, existing.when_full) != (buffer, when_full):
+            msg = (
+                f"RunningPool.topic({name!r}): the topic exists with buffer={existing.buffer}, "
+                f"when_full={existing.when_full!r}; got buffer={buffer}, when_full={when_full!r}"
+            )
+            raise ValueError(msg)
+        return existing
+
+    def schedule(
+        self,
+        task: Task[Any],
+        *,
+        every: float | timedelta | None = None,
+        cron: str | None = None,
+        jitter: float | timedelta = 0.0,
+        times: int | None = None,
+        per_tick: int = 1,
+        overlap: Overlap = "skip",
+        clock: Clock | None = None,
+    ) -> Schedule:
+        """Run ``task`` in this pool ``every`` seconds, or at the times of a ``cron`` expression.
+
+        Each tick submits ``per_tick`` runs of the task, after a random delay
+        of up to ``jitter`` seconds; ``times`` caps the ticks run; ``overlap``
+        says what a tick does while the previous runs go on (see
+        ``Schedule``). The first tick comes one interval from now. ``cron``
+        takes five fields, read against the local time, and needs
+        ``go-async[cron]``. The pool's block end waits for its schedules:
+        one without ``times`` runs until cancelled or the pool is shut down.
+        ``clock`` is for tests (see ``ManualClock``).
+
+        Example::
+
+            pool.schedule(Task(poll), every=timedelta(seconds=10), jitter=1, per_tick=3)
+        """
+        where = "RunningPool.schedule"
+        interval, spread, ticks, per, policy = check_schedule(
+            where, task, every, cron, jitter, times, per_tick, overlap
+        )
+        self._check_open("schedule")
+        clock = SYSTEM_CLOCK if clock is None else clock
+        due = every_interval(clock, interval) if interval is not None else cron_times(where, clock, cron)
+        schedule = Schedule(
+            self, task, due, jitter=spread, times=ticks, per_tick=per, overlap=policy, clock=clock
+        )
+        group = self._root._group
+        assert group is not None
+        self._schedules.add(schedule)
+        schedule._start(group)
+        return schedule
+
+    def cancel(self) -> list[Handle[Any]]:
+        """Cancel every task queued or running, and every schedule, here and in sub-pools.
+
+        The pool stays open. Returns the handles of the tasks cancelled, in
+        submission order.
         """
         cancelled: list[Handle[Any]] = []
         for pool in self._family():
+            for schedule in pool._schedules:
+                schedule.cancel()
             queued, pool._heap = pool._heap, []
             for _, _, handle in queued:
                 handle._end(_State.CANCELLED, None)
@@ -306,9 +407,12 @@ class RunningPool:
         ended in time), in submission order, once every task has ended.
         """
         seconds = None if timeout is None else checked_seconds("RunningPool.shutdown", "timeout", timeout)
+        self._root._closing = True
         for pool in self._family():
             pool._accepting = False
             pool._wake_submitters()
+            for schedule in pool._schedules:
+                schedule.cancel()
         try:
             async with asyncio.timeout(seconds):
                 await self._until_idle()
@@ -364,6 +468,7 @@ class RunningPool:
         # more), or cancel them all if the block raised or is cancelled.
         group = self._group
         assert group is not None
+        self._closing = True
         try:
             if error is not None:
                 self.cancel()
@@ -378,6 +483,8 @@ class RunningPool:
                 pool._wake_submitters()
             for drain in self._fed:
                 drain._end_feed()
+            for topic in self._topics.values():
+                topic.close()
             await group.__aexit__(None, None, None)  # every task has ended: it returns at once
             if self._executor is not None:
                 self._executor.shutdown(wait=True)
@@ -398,7 +505,9 @@ class RunningPool:
         )
         for handle in failed:
             handle._retrieved = True
-        return [error for h in failed if isinstance(error := h._ended.exception(), Exception)]
+        errors = [error for h in failed if isinstance(error := h._ended.exception(), Exception)]
+        stopped = [schedule for schedule in self._failed_schedules if not schedule._retrieved]
+        return errors + [schedule._failure() for schedule in stopped]
 
     # --- the queue -----------------------------------------------------------------
 
@@ -469,6 +578,7 @@ class RunningPool:
         runner = group.create_task(self._execute(handle), name=name, context=handle._context)
         runner.add_done_callback(lambda _: self._cancelled_unstarted(handle))
         handle._runner = runner
+        self._root._runners.add(runner)
 
     async def _execute(self, handle: Handle[Any]) -> None:
         root = self._root
@@ -483,6 +593,7 @@ class RunningPool:
             number=self._number,
             middleware=self._middleware,
             hooks=self._hooks,
+            rate=self._config._rate,
         )
         state, error = _State.COMPLETED, None
         try:
@@ -507,6 +618,8 @@ class RunningPool:
 
     def _finish(self, handle: Handle[Any], state: _State, error: BaseException | None) -> None:
         self._running.discard(handle)
+        if handle._runner is not None:
+            self._root._runners.discard(handle._runner)
         above: RunningPool | None = self
         while above is not None:
             above._busy -= 1
@@ -520,17 +633,45 @@ class RunningPool:
         self._counts[handle._state] += 1
         if handle._state is _State.FAILED:
             self._unretrieved.append(handle)
-        # Whoever waits for a pool to be idle checks again.
-        waiters, self._root._idle_waiters = self._root._idle_waiters, []
+        self._root._wake_idle()
+
+    def _schedule_ended(self, schedule: Schedule) -> None:
+        self._schedules.discard(schedule)
+        if schedule._error is not None:
+            self._root._failed_schedules.append(schedule)
+        self._root._wake_idle()
+
+    def _listening(self, change: int) -> bool:
+        # A subscription of one of the family's topics starts (+1) or stops
+        # (-1) waiting; only the family's own tasks count. True if counted.
+        root = self._root
+        if change > 0 and asyncio.current_task() not in root._runners:
+            return False
+        root._listeners += change
+        root._wake_idle()
+        return True
+
+    def _wake_idle(self) -> None:
+        # Whoever waits for the pool to be idle checks again.
+        waiters, self._idle_waiters = self._idle_waiters, []
         for waiter in waiters:
             if not waiter.done():
                 waiter.set_result(None)
 
     async def _until_idle(self) -> None:
-        while any(pool._heap or pool._running for pool in self._family()):
+        root = self._root
+        while any(pool._heap or pool._running or pool._schedules for pool in self._family()):
+            if root._closing and root._busy == root._listeners and not root._has_work_ahead():
+                # Every task left waits on a subscription and nothing else will
+                # run: nobody can publish any more, so the topics close.
+                for topic in root._topics.values():
+                    topic.close()
             idle: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            self._root._idle_waiters.append(idle)
+            root._idle_waiters.append(idle)
             await idle
+
+    def _has_work_ahead(self) -> bool:
+        return any(pool._heap or pool._schedules for pool in self._family())
 
     def _wake_submitters(self) -> None:
         while self._room_waiters and (not self._queue_is_full() or not self._accepting):

@@ -10,8 +10,10 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar, overload
 
+from ._breaker import CircuitBreaker
 from ._checks import integer, label, timeout_seconds
 from ._drain import Drain
+from ._rate import RateLimit, rate_limit
 from ._retry import DEFAULT_MAX_WAIT, RetryPolicy
 
 if TYPE_CHECKING:
@@ -143,8 +145,11 @@ class _Core:
     tags: tuple[str, ...] = ()
     priority: int = 0
     middleware: tuple[Middleware, ...] = ()
-    # An async function without a timeout or middleware of its own: the
-    # worker awaits it directly. Derived, so that the hot path reads one field.
+    rate: RateLimit | None = None
+    breaker: CircuitBreaker | None = None
+    # An async function with nothing of its own around it (a timeout,
+    # middleware, a rate limit, a breaker): the worker awaits it directly.
+    # Derived, so that the hot path reads one field.
     plain: bool = field(init=False)
     # The task's name, else its function's, for logs; and the name of the
     # asyncio task that runs it, for debuggers and asyncio's introspection.
@@ -153,7 +158,8 @@ class _Core:
     label: str = field(init=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "plain", self.is_async and self.timeout is None and not self.middleware)
+        alone = self.timeout is None and not self.middleware and self.rate is None and self.breaker is None
+        object.__setattr__(self, "plain", self.is_async and alone)
         object.__setattr__(self, "title", self.name or _describe(self.fn))
         object.__setattr__(self, "label", f"go_async {self.title}")
 
@@ -262,6 +268,30 @@ class Task(Generic[T]):
         added = check_middleware("Task.with_middleware", middleware)
         return self._with_core(replace(self._core, middleware=self._core.middleware + added))
 
+    @overload
+    def with_rate_limit(self, limit: RateLimit, /) -> Self: ...
+    @overload
+    def with_rate_limit(self, limit: int, /, per: float | timedelta = 1.0) -> Self: ...
+    def with_rate_limit(self, limit: RateLimit | int, /, per: float | timedelta = 1.0) -> Self:
+        """A copy of this task whose tries start at most ``limit`` times per ``per`` seconds.
+
+        The limit is shared by every copy of this task (every input), and by
+        every task given the same ``RateLimit`` object. ``None`` is not
+        accepted: a task without a limit is the task before this call.
+        """
+        return self._with_core(replace(self._core, rate=rate_limit("Task.with_rate_limit", limit, per)))
+
+    def with_circuit_breaker(self, breaker: CircuitBreaker) -> Self:
+        """A copy of this task whose runs go through ``breaker`` (see ``CircuitBreaker``).
+
+        Give the same breaker to several tasks and their failures count together.
+        """
+        if not isinstance(breaker, CircuitBreaker):
+            kind = type(breaker).__name__
+            msg = f"Task.with_circuit_breaker: breaker must be a CircuitBreaker, got {breaker!r} ({kind})"
+            raise TypeError(msg)
+        return self._with_core(replace(self._core, breaker=breaker))
+
     async def execute(self) -> None:
         """Run this task once on its own, with its retries, raising its final error."""
         from ._run import run_alone  # noqa: PLC0415 - _run imports this module
@@ -287,6 +317,10 @@ class Task(Generic[T]):
             parts.append(f"priority={core.priority}")
         if core.middleware:
             parts.append(f"middleware={[_describe(each) for each in core.middleware]}")
+        if core.rate is not None:
+            parts.append(f"rate={core.rate!r}")
+        if core.breaker is not None:
+            parts.append(f"breaker={core.breaker.name!r}")
         return f"Task({', '.join(parts)})"
 
     def _with_core(self, core: _Core) -> Self:

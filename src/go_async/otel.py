@@ -27,6 +27,7 @@ from ._hooks import Hooks, HookSet
 from ._middleware import CallNext
 
 if TYPE_CHECKING:
+    from ._breaker import CircuitBreaker, CircuitState
     from ._pool import Pool
     from ._task import Args
 
@@ -48,8 +49,10 @@ class OpenTelemetry(Hooks):
     ``go_async.tasks.completed``, ``.failed``, ``.retried`` (tasks retried at
     least once), ``.cancelled`` and ``.tagged`` (per ``go_async.tag``), the
     up-down counters ``go_async.tasks.running`` and ``.queued``, and the
-    histogram ``go_async.task.duration`` in seconds. Without providers, the
-    global ones are used.
+    histogram ``go_async.task.duration`` in seconds; and the counter
+    ``go_async.circuit.changes`` of circuit breakers' state changes, per
+    ``go_async.circuit`` and ``go_async.circuit.state``. Without providers,
+    the global ones are used.
 
     Example::
 
@@ -77,6 +80,9 @@ class OpenTelemetry(Hooks):
         self._queued = meter.create_up_down_counter("go_async.tasks.queued", "{task}", "Tasks queued")
         self._duration = meter.create_histogram(
             "go_async.task.duration", "s", "Task durations, retries included"
+        )
+        self._circuit_changes = meter.create_counter(
+            "go_async.circuit.changes", "{change}", "Circuit breakers' changes of state"
         )
         # The ids of the tasks now queued or running, to know what a cancellation ends.
         self._waiting: set[str] = set()
@@ -150,6 +156,11 @@ class OpenTelemetry(Hooks):
         else:
             self._end(args)
         self._cancelled.add(1, _attributes(args))
+
+    def circuit_changed(self, breaker: CircuitBreaker, state: CircuitState) -> None:
+        self._circuit_changes.add(
+            1, {"go_async.circuit": breaker.name, "go_async.circuit.state": state.value}
+        )
 
     def _end(self, args: Args[Any]) -> None:
         if args.id in self._active:

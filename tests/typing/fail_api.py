@@ -6,7 +6,7 @@ mypy runs with warn_unused_ignores, so a marked line that stops failing is an er
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from go_async import Args, CallNext, Drain, Hooks, Pool, Task
+from go_async import Args, CallNext, CircuitBreaker, Drain, Hooks, Pool, RateLimit, Task, Topic
 
 R = TypeVar("R")
 
@@ -96,4 +96,25 @@ Pool().go([], progress="bar")  # type: ignore[arg-type]
 # A hook keeps the signature of the event it overrides.
 class WrongHook(Hooks):
     def task_failed(self, args: Args[Any]) -> None:  # type: ignore[override]
+        pass
+
+
+# A topic carries one type of message.
+async def talks_wrong() -> None:
+    numbers: Topic[int] = Topic("numbers")
+    await numbers.publish("one")  # type: ignore[arg-type]
+    Topic("numbers", when_full="block")  # type: ignore[arg-type]
+    async with Pool() as running:
+        await running.topic("prices", float).publish("high")  # type: ignore[arg-type]
+        running.schedule(Task(fetch), every=1, overlap="sometimes")  # type: ignore[arg-type]
+
+
+# A rate limit is a RateLimit or a count; a breaker is a CircuitBreaker.
+Task(fetch).with_rate_limit("10/s")  # type: ignore[call-overload]
+Task(fetch).with_rate_limit(RateLimit(1), per=2)  # type: ignore[call-overload]
+Task(fetch).with_circuit_breaker("payments")  # type: ignore[arg-type]
+
+
+class WrongCircuitHook(Hooks):
+    def circuit_changed(self, breaker: CircuitBreaker) -> None:  # type: ignore[override]
         pass

@@ -11,16 +11,23 @@ from go_async import (
     Args,
     CallNext,
     CatchErrors,
+    CircuitBreaker,
+    CircuitState,
     Drain,
     Handle,
     Hooks,
     LogTasks,
+    ManualClock,
     Middleware,
     Pool,
     PoolStats,
+    RateLimit,
     RunningPool,
+    Schedule,
+    Subscription,
     Task,
     Timing,
+    Topic,
     WaitLog,
     set_testing,
 )
@@ -139,6 +146,37 @@ assert_type(observed.map(name_length, [User("l")], progress=True), list[int])
 observed.go([Task(fetch).with_input(User("m")).drain_to(out)], progress="tqdm")
 assert_type(Timing().mean, float | None)
 assert_type(CatchErrors(ValueError).caught, int)
+
+# Topics, schedules, rate limits and circuit breakers.
+api = RateLimit(10, per=timedelta(seconds=1), clock=ManualClock())
+payments = CircuitBreaker("payments", failures=3, cooldown=5)
+guarded = Task(fetch).with_rate_limit(api).with_rate_limit(5, per=2).with_circuit_breaker(payments)
+assert_type(guarded, Task[User])
+assert_type(Pool().with_rate_limit(100).with_rate_limit(api).with_rate_limit(None), Pool)
+assert_type(payments.state, CircuitState)
+
+
+class WatchCircuits(Hooks):
+    def circuit_changed(self, breaker: CircuitBreaker, state: CircuitState) -> None:
+        logging.info("%s is %s", breaker.name, state.value)
+
+
+async def talk() -> None:
+    users: Topic[User] = Topic("users", buffer=10, when_full="drop_oldest")
+    with users.subscribe() as subscription:
+        assert_type(subscription, Subscription[User])
+        await users.publish(User("n"))
+        async for user in subscription:
+            assert_type(user, User)
+    async with Pool(hooks=[WatchCircuits()]) as pool:
+        assert_type(pool.topic("prices", float), Topic[float])
+        assert_type(pool.topic("anything"), Topic[Any])
+        await pool.topic("prices", float).publish(1.5)
+        every = pool.schedule(Task(fetch).with_input(User("o")), every=timedelta(minutes=1), overlap="queue")
+        assert_type(every, Schedule)
+        pool.schedule(Task(fetch).with_input(User("p")), cron="0 7 * * *", times=3, per_tick=2)
+        await every
+
 
 with set_testing(seed=3) as log:
     assert_type(log, WaitLog)
