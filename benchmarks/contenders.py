@@ -22,7 +22,17 @@ WORKLOADS = ("noop", "sleep0", "collect")
 # source, so that the report can tell what they cost a pool that has none.
 BASELINE = "c85913d"
 # Contenders that only answer "what does this feature cost plain go_async".
-FEATURE_COSTS = ("go_async_before", "go_async_hooks", "go_async_middleware")
+FEATURE_COSTS = (
+    "go_async_before",
+    "go_async_hooks",
+    "go_async_middleware",
+    "go_async_rate",
+    "go_async_breaker",
+    "aiometer_rate",
+)
+# A rate that never holds a start back (one a nanosecond): what remains is
+# the cost of checking it.
+NEVER_BINDS = 10**9
 
 
 class Work:
@@ -163,6 +173,15 @@ def aiometer_each(work: Work, limit: int | None, n: int) -> None:
     asyncio.run(main())
 
 
+def aiometer_rate(work: Work, limit: int | None, n: int) -> None:
+    import aiometer  # noqa: PLC0415
+
+    async def main() -> None:
+        await aiometer.run_on_each(work.item, range(n), max_at_once=limit, max_per_second=NEVER_BINDS)
+
+    asyncio.run(main())
+
+
 def aiojobs_scheduler(work: Work, limit: int | None, n: int) -> None:
     import aiojobs  # noqa: PLC0415
 
@@ -260,13 +279,27 @@ def go_async_middleware(work: Work, limit: int | None, n: int) -> None:
     Pool(limit=limit, middleware=[pass_through]).go(base.with_input(i) for i in range(n))
 
 
+def go_async_rate(work: Work, limit: int | None, n: int) -> None:
+    from go_async import RateLimit  # noqa: PLC0415 - absent from the baseline's source
+
+    base = Task(work.task_fn)
+    Pool(limit=limit).with_rate_limit(RateLimit(NEVER_BINDS, per=1)).go(base.with_input(i) for i in range(n))
+
+
+def go_async_breaker(work: Work, limit: int | None, n: int) -> None:
+    from go_async import CircuitBreaker  # noqa: PLC0415 - absent from the baseline's source
+
+    base = Task(work.task_fn).with_circuit_breaker(CircuitBreaker("bench"))
+    Pool(limit=limit).go(base.with_input(i) for i in range(n))
+
+
 @dataclass(frozen=True)
 class Contender:
     key: str
     label: str
     run: Callable[[Work, int | None, int], None]
     limits: tuple[int | None, ...]
-    kind: str  # "floor", "reference", "asyncio", "peer", "go_async" or "baseline"
+    kind: str  # "floor", "reference", "asyncio", "peer", "peer_rate", "go_async" or "baseline"
 
 
 UNLIMITED: tuple[int | None, ...] = (None,)
@@ -300,6 +333,27 @@ CONTENDERS = {
         ),
         Contender(
             "go_async_before", f"go_async at {BASELINE}, before hooks", go_async, NONE_AND_100, "baseline"
+        ),
+        Contender(
+            "go_async_rate",
+            "go_async + a rate limit that never binds",
+            go_async_rate,
+            NONE_AND_100,
+            "go_async",
+        ),
+        Contender(
+            "go_async_breaker",
+            "go_async + a closed circuit breaker",
+            go_async_breaker,
+            NONE_AND_100,
+            "go_async",
+        ),
+        Contender(
+            "aiometer_rate",
+            "aiometer + a max_per_second that never binds",
+            aiometer_rate,
+            (100,),
+            "peer_rate",
         ),
     ]
 }

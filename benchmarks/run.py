@@ -82,6 +82,7 @@ def cost_plan(*, quick: bool) -> list[Case]:
         for workload in WORKLOADS
         for limit in (None, 100)
         for key in ("go_async", "go_async_retry", *FEATURE_COSTS)
+        if limit in CONTENDERS[key].limits
     ]
 
 

@@ -133,9 +133,25 @@ def test_no_hooks_is_judged_against_the_code_before_hooks_round_by_round(now_ns:
     assert f"| noop, limit 100 | 1.20× | 2.00× | {now_ns / 1_000:.2f}× |" in text
 
 
+@pytest.mark.parametrize(("aiometer_ns", "met"), [(9_000.0, "✓"), (6_000.0, "✗")])
+def test_a_rate_limit_is_judged_against_aiometers_in_the_same_rounds(aiometer_ns: float, met: str) -> None:
+    costs = [
+        cost(workload, 100, key, ns, number)
+        for number in (1, 2, 3)
+        for workload in ("noop", "sleep0")
+        for key, ns in (("go_async", 500), ("go_async_rate", 1_500), ("aiometer_rate", aiometer_ns))
+    ]
+    figures = Figures([case("noop", 100, "go_async", 500)])
+    [row] = [r for r in targets(figures, [], costs) if "a rate limit that never binds" in r]
+    assert row.endswith(f"| {aiometer_ns / 1_500:.1f}× at worst (noop) | {met} |")
+
+
 def test_feature_costs_run_interleaved_and_stay_out_of_the_main_plan() -> None:
     costs = run.cost_plan(quick=True)
-    assert [c.contender for c in costs[:5]] == ["go_async", "go_async_retry", *FEATURE_COSTS]
+    first = [c.contender for c in costs if (c.round, c.workload, c.limit) == (1, "noop", 100)]
+    assert first == ["go_async", "go_async_retry", *FEATURE_COSTS]
+    unlimited = [c.contender for c in costs if (c.round, c.workload, c.limit) == (1, "noop", None)]
+    assert unlimited == [key for key in first if key != "aiometer_rate"]  # aiometer's rate runs at limit 100
     assert {c.round for c in costs} == set(range(1, run.COST_ROUNDS + 1))
     assert not {c.contender for c in plan(quick=False)} & set(FEATURE_COSTS)
 

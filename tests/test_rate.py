@@ -141,6 +141,23 @@ def test_no_window_ever_holds_more_than_count_starts_and_none_waits_longer_than_
         assert starts[index] - starts[index - count] >= per
 
 
+def test_starts_older_than_a_period_are_forgotten() -> None:
+    """Memory holds one period's starts, however large the count."""
+    clock = ManualClock()
+    limit = RateLimit(10**9, per=1, clock=clock)
+
+    async def main() -> None:
+        for _ in range(50):
+            await limit.acquire()
+        assert len(limit._turns) == 50
+        await clock.advance(1)
+        await limit.acquire()
+        assert len(limit._turns) == 1
+
+    asyncio.run(main())
+    assert (limit.started, limit.waited) == (51, 0)
+
+
 def test_bad_rate_limits_are_refused_naming_the_call() -> None:
     with pytest.raises(ValueError, match=r"RateLimit: count must be an int >= 1, got 0"):
         RateLimit(0)

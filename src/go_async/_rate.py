@@ -51,16 +51,28 @@ class RateLimit:
 
     async def acquire(self) -> None:
         """Wait for the next turn to start; pools call it before each try."""
+        turn = self._take_turn()
+        if turn is not None:
+            await self._clock.sleep_until(turn)
+
+    def _take_turn(self) -> float | None:
+        """Take the next turn: ``None`` to start now, else the clock time to wait for."""
         now = self._clock.time()
         turns = self._turns
-        # Turns are handed out in order, so they are sorted and the oldest
-        # of the window is first.
-        turn = now if len(turns) < self._count else max(now, turns[0] + self._per)
-        turns.append(turn)
+        # Turns are handed out in order, so they are sorted and the oldest is
+        # first. Those older than a period no longer count: dropping them
+        # keeps memory to one period's starts, even for a huge count.
+        horizon = now - self._per
+        while turns and turns[0] <= horizon:
+            turns.popleft()
         self.started += 1
-        if turn > now:
-            self.waited += 1
-            await self._clock.sleep_until(turn)
+        if len(turns) < self._count:
+            turns.append(now)
+            return None
+        turn = turns[0] + self._per
+        turns.append(turn)
+        self.waited += 1
+        return turn
 
     def __repr__(self) -> str:
         return f"RateLimit({self._count}, per={self._per})"

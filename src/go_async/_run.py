@@ -50,6 +50,7 @@ class Run:
         "_interrupt",
         "_keep",
         "_middleware",
+        "_notify_circuit",
         "_number",
         "_owns_executor",
         "_parent",
@@ -80,6 +81,9 @@ class Run:
         self._rate = rate
         self._middleware = middleware
         self._hooks = hooks
+        self._notify_circuit = None
+        if hooks is not None and hooks.circuit_changed:
+            self._notify_circuit = partial(hooks.emit, hooks.circuit_changed)
         # Where each task's result goes, by position (map's list), if anywhere.
         self._keep = keep
         # Nothing to do around a task but run it: the worker's fast path.
@@ -256,10 +260,7 @@ class Run:
         # A task's tries, through its circuit breaker, which may refuse them.
         breaker = core.breaker
         assert breaker is not None
-        hooks = self._hooks
-        notify = None
-        if hooks is not None and hooks.circuit_changed:
-            notify = partial(hooks.emit, hooks.circuit_changed)
+        notify = self._notify_circuit
         probe = breaker.admit(notify)
         try:
             value = await self._tries(core, args)
@@ -323,10 +324,11 @@ class Run:
     async def _call(self, core: _Core, args: Args[Any], time_limit: float | None) -> Any:
         # One try of a task, returning what its function returned. Its turn
         # under a rate limit comes first: waiting for it is not part of the try.
-        if self._rate is not None:
-            await self._rate.acquire()
-        if core.rate is not None:
-            await core.rate.acquire()
+        for rate in (self._rate, core.rate):
+            if rate is not None and (turn := rate._take_turn()) is not None:
+                await rate._clock.sleep_until(turn)
+        if time_limit is None and core.is_async:
+            return await core.fn(args)  # type: ignore[misc] # an async fn returns an awaitable
         return await self._try(core, args, time_limit)
 
     async def _try(self, core: _Core, args: Args[Any], time_limit: float | None) -> Any:
