@@ -197,6 +197,28 @@ def test_a_pool_topic_waits_for_a_task_that_will_still_publish() -> None:
     assert received == [7]
 
 
+def test_shutting_down_a_sub_pool_leaves_the_pools_topics_open() -> None:
+    received: list[int] = []
+
+    async def listen(args: Args[None]) -> None:
+        with args.pool.topic("news", int).subscribe() as news:
+            received.extend([message async for message in news])
+
+    async def main() -> None:
+        async with Pool() as pool:
+            await pool.submit(Task(listen).with_input(None))
+            listeners = pool.sub()
+            sub_listener = await listeners.submit(Task(listen).with_input(None))
+            await settle(0)
+            # The sub-pool's listener would wait forever: its shutdown cancels it.
+            assert await listeners.shutdown(timeout=0) == [sub_listener]
+            assert not pool.topic("news", int).closed
+            await pool.topic("news", int).publish(1)
+
+    asyncio.run(main())
+    assert received == [1]
+
+
 def test_a_pool_topic_is_found_by_name_and_its_settings_must_match() -> None:
     async def main() -> None:
         async with Pool() as pool:

@@ -326,8 +326,8 @@ class RunningPool:
         root = self._root
         existing = root._topics.get(name)
         if existing is None:
-            topic: Topic[Any] = Topic(name, buffer=buffer, when_full=when_full)
             self._check_open("topic")
+            topic: Topic[Any] = Topic(name, buffer=buffer, when_full=when_full)
             topic._owner = root
             root._topics[name] = topic
             return topic
@@ -407,7 +407,10 @@ class RunningPool:
         ended in time), in submission order, once every task has ended.
         """
         seconds = None if timeout is None else checked_seconds("RunningPool.shutdown", "timeout", timeout)
-        self._root._closing = True
+        # Only the whole pool's shutdown may close its topics: a sub-pool's
+        # leaves the others publishing.
+        if self is self._root:
+            self._closing = True
         for pool in self._family():
             pool._accepting = False
             pool._wake_submitters()

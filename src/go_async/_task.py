@@ -276,8 +276,8 @@ class Task(Generic[T]):
         """A copy of this task whose tries start at most ``limit`` times per ``per`` seconds.
 
         The limit is shared by every copy of this task (every input), and by
-        every task given the same ``RateLimit`` object. ``None`` is not
-        accepted: a task without a limit is the task before this call.
+        every task given the same ``RateLimit`` object (see ``RateLimit``).
+        It replaces the task's rate limit, if it had one.
         """
         return self._with_core(replace(self._core, rate=rate_limit("Task.with_rate_limit", limit, per)))
 
