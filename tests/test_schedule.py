@@ -132,6 +132,21 @@ def test_cancelling_a_schedule_stops_its_ticks_and_its_runs_finish() -> None:
     assert runs.starts == [10]
 
 
+def test_a_schedule_cancelled_before_its_first_step_ends_at_once() -> None:
+    clock = ManualClock()
+
+    async def main() -> Schedule:
+        async with Pool() as pool:
+            schedule = pool.schedule(Task(Recorder(clock)).with_name("poll"), every=1, clock=clock)
+            assert repr(schedule) == "<Schedule poll skip: 0 ticks, 0 skipped>"
+            schedule.cancel()
+        return schedule
+
+    schedule = asyncio.run(main())
+    assert schedule.done()
+    assert schedule.started == 0
+
+
 @pytest.mark.parametrize("stop", ["shutdown", "cancel"])
 def test_shutting_down_or_cancelling_the_pool_stops_a_schedule_without_a_count(stop: str) -> None:
     clock = ManualClock()

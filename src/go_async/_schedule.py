@@ -128,6 +128,8 @@ class Schedule:
 
     def _start(self, group: asyncio.TaskGroup) -> None:
         self._driver = group.create_task(self._drive(), name=f"go_async schedule {self._task._core.title}")
+        # Not in `_drive`'s finally: a driver cancelled before its first step never runs it.
+        self._driver.add_done_callback(self._driver_ended)
 
     async def _drive(self) -> None:
         try:
@@ -155,13 +157,14 @@ class Schedule:
             # pool reports it when it closes, unless `await schedule` did.
             error.add_note(f"raised by the schedule of {self._task!r}, which runs no more ticks")
             self._error = error
-        finally:
-            self._driving = False
-            self._check_ended()
 
     async def _runs_ended(self) -> None:
         while self._live:
             await asyncio.wait([run._ended for run in self._live])
+
+    def _driver_ended(self, _: object) -> None:
+        self._driving = False
+        self._check_ended()
 
     def _run_ended(self, run: Handle[Any], _: object) -> None:
         self._live.discard(run)
