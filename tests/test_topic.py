@@ -219,6 +219,31 @@ def test_shutting_down_a_sub_pool_leaves_the_pools_topics_open() -> None:
     assert received == [1]
 
 
+def test_a_plain_def_task_publishes_from_its_thread() -> None:
+    received: list[int] = []
+    counts: Topic[int] = Topic("counts")
+
+    async def listen(args: Args[None]) -> None:
+        with counts.subscribe() as subscription:
+            received.extend([count async for count in subscription])
+
+    def count(args: Args[int]) -> None:  # runs in a worker thread
+        counts.publish_from_thread(args.input)
+
+    async def main() -> None:
+        counts.publish_from_thread(-1)  # nobody subscribed yet: it reaches nobody
+        async with Pool() as pool:
+            await pool.submit(Task(listen).with_input(None))
+            await settle(0)
+            with pytest.raises(RuntimeError, match=r"called on the event loop; use `await topic.publish"):
+                counts.publish_from_thread(9)
+            await asyncio.gather(*[await pool.submit(Task(count).with_input(n)) for n in range(3)])
+            counts.close()
+
+    asyncio.run(main())
+    assert sorted(received) == [0, 1, 2]
+
+
 def test_a_pool_topic_is_found_by_name_and_its_settings_must_match() -> None:
     async def main() -> None:
         async with Pool() as pool:

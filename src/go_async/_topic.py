@@ -32,8 +32,9 @@ class Topic(Generic[T]):
     - ``"drop_newest"``: the subscriber does not get the new message.
 
     Dropped messages are counted on the subscription and on the topic
-    (``dropped``), never lost silently. ``close()`` ends every subscription
-    once its buffered messages are read. A running pool's topics
+    (``dropped``), never lost silently. A plain ``def`` task publishes with
+    ``publish_from_thread``. ``close()`` ends every subscription once its
+    buffered messages are read. A running pool's topics
     (``pool.topic(name, kind)``) close when the pool does.
 
     Example::
@@ -50,6 +51,7 @@ class Topic(Generic[T]):
         "_buffer",
         "_closed",
         "_delivering",
+        "_loop",
         "_owner",
         "_subscribers",
         "_when_full",
@@ -70,6 +72,8 @@ class Topic(Generic[T]):
         # subscriber sees the same order.
         self._delivering = asyncio.Lock()
         self._owner: RunningPool | None = None
+        # The event loop of the subscribers, for publishers in threads.
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.dropped = 0
         """Messages dropped by every subscriber so far."""
 
@@ -100,6 +104,11 @@ class Topic(Generic[T]):
             raise RuntimeError(msg)
         subscription = Subscription(self)
         self._subscribers.append(subscription)
+        if self._loop is None:
+            try:
+                self._loop = asyncio.get_running_loop()
+            except RuntimeError:
+                pass  # subscribed outside a loop: its first read will be in one
         return subscription
 
     async def publish(self, message: T) -> None:
@@ -116,6 +125,26 @@ class Topic(Generic[T]):
             if self._closed:
                 msg = f"Topic.publish(): the topic {self.name!r} closed while the message waited for room"
                 raise RuntimeError(msg)
+
+    def publish_from_thread(self, message: T) -> None:
+        """``publish`` for a plain ``def`` task, which runs in a worker thread: blocks until delivered.
+
+        It hands the message to the subscribers' event loop and waits there
+        as ``publish`` would. Called on that loop's own thread it would block
+        the loop: use ``await topic.publish(message)`` there.
+        """
+        self._check_open()
+        loop = self._loop
+        if loop is None:
+            return  # nobody ever subscribed: a message published now reaches nobody
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            msg = f"Topic.publish_from_thread(): called on the event loop; use `await topic.publish(...)` there"
+            raise RuntimeError(msg)
+        asyncio.run_coroutine_threadsafe(self.publish(message), loop).result()
 
     def close(self) -> None:
         """End the topic: subscriptions end once their buffered messages are read."""
