@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import deque
 from types import TracebackType
 from typing import TYPE_CHECKING, Generic, Literal, Self, TypeVar, get_args
@@ -105,10 +106,9 @@ class Topic(Generic[T]):
         subscription = Subscription(self)
         self._subscribers.append(subscription)
         if self._loop is None:
-            try:
+            # Subscribed outside a loop, it is left to the next subscription.
+            with contextlib.suppress(RuntimeError):
                 self._loop = asyncio.get_running_loop()
-            except RuntimeError:
-                pass  # subscribed outside a loop: its first read will be in one
         return subscription
 
     async def publish(self, message: T) -> None:
@@ -142,7 +142,7 @@ class Topic(Generic[T]):
         except RuntimeError:
             running = None
         if running is loop:
-            msg = f"Topic.publish_from_thread(): called on the event loop; use `await topic.publish(...)` there"
+            msg = "Topic.publish_from_thread(): called on the event loop; use `await topic.publish(...)`"
             raise RuntimeError(msg)
         asyncio.run_coroutine_threadsafe(self.publish(message), loop).result()
 
