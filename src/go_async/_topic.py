@@ -106,7 +106,7 @@ class Topic(Generic[T]):
         subscription = Subscription(self)
         self._subscribers.append(subscription)
         if self._loop is None:
-            # Subscribed outside a loop, it is left to the next subscription.
+            # Subscribed outside a loop: its first wait for a message tells.
             with contextlib.suppress(RuntimeError):
                 self._loop = asyncio.get_running_loop()
         return subscription
@@ -214,8 +214,11 @@ class Subscription(Generic[T]):
         while not self._messages:
             if self._ended:
                 raise StopAsyncIteration
-            reader: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            loop = asyncio.get_running_loop()
+            reader: asyncio.Future[None] = loop.create_future()
             self._reader = reader
+            if self._topic._loop is None:
+                self._topic._loop = loop
             owner = self._topic._owner
             listening = owner is not None and owner._listening(+1)
             try:
