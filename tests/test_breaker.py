@@ -4,6 +4,8 @@ import asyncio
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from go_async import (
     Args,
@@ -181,6 +183,49 @@ def test_a_pool_reports_every_fast_failure_and_its_hooks_hear_each_state_change(
         ("db", CircuitState.CLOSED),
     ]
     assert service.calls == 4
+
+
+@given(
+    failures=st.integers(1, 4),
+    steps=st.lists(st.one_of(st.booleans(), st.sampled_from([0.5, 2.0, 5.0])), max_size=40),
+)
+def test_the_breaker_follows_its_state_machine(failures: int, steps: list[bool | float]) -> None:
+    """Runs (True: it works, False: it fails) and waits (seconds), against a model of the breaker."""
+    clock = ManualClock()
+    breaker = CircuitBreaker(failures=failures, cooldown=2, clock=clock)
+    expected: list[str] = []
+    called: list[bool] = []  # the outcome of each run that reached the service
+    in_a_row, opened_at, now = 0, None, 0.0
+    for step in steps:
+        if not isinstance(step, bool):
+            now += step
+            continue
+        if opened_at is not None and now < opened_at + 2:
+            expected.append("fast")
+            continue
+        called.append(step)
+        expected.append("ok" if step else "failed")
+        if opened_at is not None:  # the probe
+            in_a_row, opened_at = (0, None) if step else (in_a_row + 1, now)
+        else:
+            in_a_row = 0 if step else in_a_row + 1
+            if in_a_row >= failures:
+                opened_at = now
+    service = Service(*called)
+    task = Task(service).with_circuit_breaker(breaker)
+
+    async def main() -> list[str]:
+        outcomes = []
+        for step in steps:
+            if isinstance(step, bool):
+                outcomes.append(await outcome(task))
+            else:
+                await clock.advance(step)
+        return outcomes
+
+    assert asyncio.run(main()) == expected
+    assert service.calls == len(called)
+    assert breaker.rejected == expected.count("fast")
 
 
 def test_reset_closes_the_circuit_by_hand() -> None:

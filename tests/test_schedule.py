@@ -6,6 +6,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from go_async import Args, ManualClock, Pool, Schedule, Task, WaitLog
 
@@ -47,6 +49,29 @@ def test_a_schedule_runs_every_interval_for_its_count_and_the_block_waits_for_it
     schedule = asyncio.run(main())
     assert runs.starts == [10, 20, 30]
     assert (schedule.started, schedule.skipped, schedule.done()) == (3, 0, True)
+
+
+@given(
+    every=st.sampled_from([0.5, 1.0, 7.0]),
+    times=st.integers(1, 6),
+    per_tick=st.integers(1, 3),
+    limit=st.sampled_from([None, 1, 2]),
+)
+def test_every_tick_runs_its_executions_on_time_and_none_is_lost(
+    every: float, times: int, per_tick: int, limit: int | None
+) -> None:
+    clock = ManualClock()
+    runs = Recorder(clock)
+
+    async def main() -> Schedule:
+        async with Pool(limit=limit) as pool:
+            schedule = pool.schedule(Task(runs), every=every, times=times, per_tick=per_tick, clock=clock)
+            await clock.advance(every * (times + 2))
+        return schedule
+
+    schedule = asyncio.run(main())
+    assert runs.starts == [every * tick for tick in range(1, times + 1) for _ in range(per_tick)]
+    assert (schedule.started, schedule.skipped) == (times, 0)
 
 
 def test_each_tick_runs_n_executions_under_the_pool_limit() -> None:
