@@ -91,6 +91,21 @@ def test_tasks_sharing_a_rate_limit_share_its_budget_and_retries_count_as_starts
     assert (api.started, api.waited) == (3, 1)
 
 
+def test_a_pool_rate_limit_paces_map_too() -> None:
+    clock = ManualClock()
+
+    async def stamp(value: int) -> tuple[int, float]:
+        return value, clock.time()
+
+    async def main() -> list[tuple[int, float]]:
+        pool = Pool(limit=4).with_rate_limit(RateLimit(2, per=5, clock=clock))
+        run = asyncio.create_task(pool.amap(stamp, range(5)))
+        await clock.advance(20)
+        return await run
+
+    assert asyncio.run(main()) == [(0, 0), (1, 0), (2, 5), (3, 5), (4, 10)]
+
+
 def test_a_task_rate_limit_applies_in_a_running_pool_and_with_a_count() -> None:
     clock = ManualClock()
     starts, record = starts_recorder(clock)
