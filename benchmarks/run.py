@@ -35,8 +35,10 @@ HEADLINE_SIZE = 100_000
 PEERS = ("anyio", "aiometer", "aiojobs", "asyncio-pool")
 DRAIN_SENDS = 1_000_000
 # Feature-cost cases run interleaved with go_async's, round after round, so
-# that a burst of noise on a shared machine hits both sides of a ratio.
-COST_ROUNDS = 3
+# that a burst of noise on a shared machine hits both sides of a ratio; and
+# in a rotated order each round, as the first case after a change of
+# workload ran a few percent slower, whatever it was.
+COST_ROUNDS = 5
 
 
 @dataclass
@@ -74,14 +76,19 @@ def plan(*, quick: bool) -> list[Case]:
 
 
 def cost_plan(*, quick: bool) -> list[Case]:
-    """The feature-cost cases: each round runs go_async, an unused retry, then each FEATURE_COSTS."""
+    """The feature-cost cases: go_async, an unused retry and each FEATURE_COSTS, round after round.
+
+    The first round runs them in that order; each later round starts one
+    place further along, so that no contender always runs first.
+    """
     size = QUICK_SIZES[0] if quick else HEADLINE_SIZE
+    keys = ("go_async", "go_async_retry", *FEATURE_COSTS)
     return [
         Case("asyncio", workload, limit, size, key, round=number)
         for number in range(1, COST_ROUNDS + 1)
         for workload in WORKLOADS
         for limit in (None, 100)
-        for key in ("go_async", "go_async_retry", *FEATURE_COSTS)
+        for key in keys[number - 1 :] + keys[: number - 1]
         if limit in CONTENDERS[key].limits
     ]
 

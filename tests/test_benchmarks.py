@@ -153,6 +153,11 @@ def test_feature_costs_run_interleaved_and_stay_out_of_the_main_plan() -> None:
     unlimited = [c.contender for c in costs if (c.round, c.workload, c.limit) == (1, "noop", None)]
     assert unlimited == [key for key in first if key != "aiometer_rate"]  # aiometer's rate runs at limit 100
     assert {c.round for c in costs} == set(range(1, run.COST_ROUNDS + 1))
+    openers = [
+        next(c.contender for c in costs if (c.round, c.workload, c.limit) == (number, "noop", 100))
+        for number in range(1, run.COST_ROUNDS + 1)
+    ]
+    assert len(set(openers)) == run.COST_ROUNDS  # a different contender opens each round
     assert not {c.contender for c in plan(quick=False)} & set(FEATURE_COSTS)
 
 
