@@ -163,7 +163,10 @@ class Run:
         me = cast("asyncio.Task[None]", asyncio.current_task())
         origin = Origin(self._number, self._service)
         bare = self._bare
+        # What depends only on the task's core (shared by every input of one
+        # task) is settled when the core changes, not for each task.
         named: _Core | None = None
+        fast = False
         while True:
             try:
                 task = next(self._specs)
@@ -184,15 +187,16 @@ class Run:
             self._total = index + 1
             core = task._core
             if core is not named:
+                named = core
                 # Name the worker after its task, for debuggers and asyncio's introspection.
                 me.set_name(core.label)
-                named = core
-            if core.drain is not None and core.drain not in self._fed:
-                self._feed(core.drain)
+                if core.drain is not None and core.drain not in self._fed:
+                    self._feed(core.drain)
+                fast = core.plain and bare
 
             args: Args[Any] = _new(Args)  # pyright: ignore[reportUnknownVariableType]
             args._task, args._origin, args._index = task, origin, index
-            if core.plain and bare:
+            if fast:
                 failure = None
                 try:
                     await core.fn(args)  # type: ignore[misc] # an async fn returns an awaitable
