@@ -243,8 +243,8 @@ def cost_table(costs: Sequence[Case]) -> list[str]:
         "",
         "Each contender's time per task ÷ plain go_async's, the two measured one after the other in "
         f"each of {max(c.round for c in costs)} rounds (so that a burst of noise hits both sides of a "
-        "ratio), in an order rotated each round; the median over rounds. For the code before hooks existed the column reads today's "
-        "time ÷ that code's: above 1 means today is slower.",
+        "ratio), in an order rotated each round; the median over rounds. For the code before hooks "
+        "existed the column reads today's time ÷ that code's: above 1 means today is slower.",
         "",
         "| workload | " + " | ".join(CONTENDERS[key].label for key in keys) + " |",
         "|---|" + "---:|" * len(keys),
