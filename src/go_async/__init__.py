@@ -16,6 +16,7 @@ Example::
 from ._breaker import CircuitBreaker, CircuitOpenError, CircuitState
 from ._clock import Clock, ManualClock
 from ._drain import Drain
+from ._flow import Flow, FlowError, Step, call, group, prepend, step
 from ._hooks import Hooks
 from ._middleware import CallNext, CatchErrors, LogTasks, Middleware, Timing
 from ._pool import Pool
@@ -35,6 +36,8 @@ __all__ = [
     "CircuitState",
     "Clock",
     "Drain",
+    "Flow",
+    "FlowError",
     "Handle",
     "Hooks",
     "LogTasks",
@@ -46,10 +49,15 @@ __all__ = [
     "RateLimit",
     "RunningPool",
     "Schedule",
+    "Step",
     "Subscription",
     "Task",
     "Timing",
     "Topic",
     "WaitLog",
+    "call",
+    "group",
+    "prepend",
     "set_testing",
+    "step",
 ]

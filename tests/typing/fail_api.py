@@ -6,7 +6,22 @@ mypy runs with warn_unused_ignores, so a marked line that stops failing is an er
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from go_async import Args, CallNext, CircuitBreaker, Drain, Hooks, Pool, RateLimit, Task, Topic
+from go_async import (
+    Args,
+    CallNext,
+    CircuitBreaker,
+    Drain,
+    FlowError,
+    Hooks,
+    Pool,
+    RateLimit,
+    Task,
+    Topic,
+    call,
+    group,
+    prepend,
+    step,
+)
 
 R = TypeVar("R")
 
@@ -118,3 +133,27 @@ Task(fetch).with_circuit_breaker("payments")  # type: ignore[arg-type]
 class WrongCircuitHook(Hooks):
     def circuit_changed(self, breaker: CircuitBreaker) -> None:  # type: ignore[override]
         pass
+
+
+# A chain's types must meet: (A -> B) then (C -> D) is refused.
+async def to_text(value: int) -> str:
+    return str(value)
+
+
+async def halve(value: int) -> float:
+    return value / 2
+
+
+async def on_failure(error: FlowError) -> None:
+    pass
+
+
+step(to_text).then(step(halve))  # type: ignore[arg-type]
+step(halve).then(prepend(to_text))  # type: ignore[arg-type]
+prepend(halve, "extra")  # type: ignore[arg-type]
+call(halve, "one")  # type: ignore[arg-type]
+group(step(to_text), step(halve)).then(step(to_text))  # type: ignore[arg-type]
+step(to_text).on_success(step(halve))  # type: ignore[arg-type]
+step(to_text).on_error(step(halve))  # type: ignore[arg-type]
+step(to_text).run("1")  # type: ignore[arg-type]
+step(halve).on_error(step(on_failure)).run(1).upper()  # type: ignore[attr-defined]

@@ -14,6 +14,8 @@ from go_async import (
     CircuitBreaker,
     CircuitState,
     Drain,
+    Flow,
+    FlowError,
     Handle,
     Hooks,
     LogTasks,
@@ -29,7 +31,11 @@ from go_async import (
     Timing,
     Topic,
     WaitLog,
+    call,
+    group,
+    prepend,
     set_testing,
+    step,
 )
 
 R = TypeVar("R")
@@ -176,6 +182,38 @@ async def talk() -> None:
         assert_type(every, Schedule)
         pool.schedule(Task(fetch).with_input(User("p")), cron="0 7 * * *", times=3, per_tick=2)
         await every
+
+
+# Workflows: each step's result is the next one's input.
+async def parse(text: str) -> int:
+    return int(text)
+
+
+async def scale(value: int, factor: float) -> float:
+    return value * factor
+
+
+async def describe(values: list[float]) -> str:
+    return ", ".join(map(str, values))
+
+
+async def alert(error: FlowError) -> None:
+    logging.error("%s failed", error.step)
+
+
+async def report(value: float) -> None:
+    logging.info("%s", value)
+
+
+chain = step(parse).then(prepend(scale, 1.5))
+assert_type(chain, Flow[str, float])
+fanned = step(parse).then(group(prepend(scale, 2.0), prepend(scale, 3.0))).then(step(describe))
+assert_type(fanned, Flow[str, str])
+immutable = step(parse).then(call(scale, 2, 0.5))
+assert_type(immutable, Flow[str, float])
+watched = chain.on_success(step(report)).on_error(step(alert))
+assert_type(watched, Flow[str, float])
+assert_type(step(parse).with_retry(3).with_timeout(5).with_name("parse").run("4", Pool(limit=2)), int)
 
 
 with set_testing(seed=3) as log:

@@ -1,0 +1,377 @@
+"""Workflows: typed chains of steps that pass results on, fan-out groups, and callbacks."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, TypeVarTuple, cast
+
+from ._retry import DEFAULT_MAX_WAIT
+from ._run import Run
+from ._stage import effective_limit
+from ._task import Args, Origin, Task, make_args, run_numbers
+
+if TYPE_CHECKING:
+    from ._pool import Pool
+
+A_contra = TypeVar("A_contra", contravariant=True)
+B_co = TypeVar("B_co", covariant=True)
+C = TypeVar("C")
+X = TypeVar("X")
+R = TypeVar("R")
+Ts = TypeVarTuple("Ts")
+
+
+class FlowError(Exception):
+    """A step of a flow failed: which one, and (as ``__cause__``) its own final error.
+
+    ``position`` is the step's place in the flow, counting from 1 (``"2.1"``
+    is the first member of the group at place 2); ``step`` is its name.
+
+    Example::
+
+        try:
+            flow.run(order)
+        except FlowError as error:
+            log.error("step %s (%s) failed", error.position, error.step, exc_info=error.__cause__)
+    """
+
+    def __init__(self, position: str, step: str, error: BaseException) -> None:
+        self.position = position
+        self.step = step
+        super().__init__(f"step {position} ({step}) of the flow failed: {error!r}")
+
+
+class Flow(Generic[A_contra, B_co]):
+    """A typed workflow from ``A`` to ``B``: its steps run as tasks of a pool, in order.
+
+    Each step's result is the next step's input, so ``step(f).then(step(g))``
+    with ``f: A -> B`` and ``g: B -> C`` is a ``Flow[A, C]``, and a type
+    checker rejects a chain whose types do not meet. ``group(...)`` runs
+    flows side by side on the same input and gives the list of their
+    results, in order, to the next step (fan-out, fan-in). A step that fails
+    stops its flow, which raises a ``FlowError`` naming the step.
+
+    Each step is a task of the pool that runs the flow: the pool's limit,
+    retry, timeout, middleware and hooks apply to it, as do the step's own
+    ``with_retry``/``with_timeout``.
+
+    Example::
+
+        async def fetch(url: str) -> bytes: ...
+        async def parse(page: bytes) -> Article: ...
+
+        article: Article = step(fetch).then(step(parse)).run(url, Pool(limit=4))
+    """
+
+    __slots__ = ("_on_error", "_on_success", "_stages")
+
+    def __init__(self, stages: tuple[_Stage, ...]) -> None:
+        self._stages = stages
+        self._on_success: Flow[Any, Any] | None = None
+        self._on_error: Flow[Any, Any] | None = None
+
+    def then(self, next_flow: Flow[B_co, C]) -> Flow[A_contra, C]:
+        """This flow, then ``next_flow`` on its result."""
+        if not isinstance(next_flow, Flow):
+            kind = type(next_flow).__name__
+            msg = f"Flow.then(next_flow): next_flow must be a Flow, got {next_flow!r} ({kind})"
+            raise TypeError(msg)
+        return Flow(self._as_stages() + next_flow._as_stages())
+
+    def on_success(self, callback: Flow[B_co, object]) -> Flow[A_contra, B_co]:
+        """A copy of this flow that, once it succeeds, runs ``callback`` on its result, in the pool.
+
+        The flow's result is still its own; a failing callback fails the flow.
+        """
+        flow = self._copy()
+        flow._on_success = _checked_flow("Flow.on_success", "callback", callback)
+        return flow
+
+    def on_error(self, callback: Flow[FlowError, object]) -> Flow[A_contra, B_co]:
+        """A copy of this flow that, if a step fails, runs ``callback`` on the ``FlowError``, in the pool.
+
+        The flow still raises that error afterwards: a callback reports a
+        failure, it does not swallow it.
+        """
+        flow = self._copy()
+        flow._on_error = _checked_flow("Flow.on_error", "callback", callback)
+        return flow
+
+    def run(self, value: A_contra, pool: Pool | None = None) -> B_co:
+        """Run the flow on ``value`` in ``pool`` (a pool with no limit by default); blocks, for scripts."""
+        from ._pool import _refuse_to_block  # noqa: PLC0415 - _pool imports this module's users
+
+        _refuse_to_block("Flow.run()", "await flow.arun(value, pool)")
+        return asyncio.run(self.arun(value, pool))
+
+    async def arun(self, value: A_contra, pool: Pool | None = None) -> B_co:
+        """Run the flow on ``value`` in ``pool``; the async twin of ``run``."""
+        from ._pool import Pool  # noqa: PLC0415 - _pool imports this module's users
+
+        config = Pool() if pool is None else pool
+        if not isinstance(config, Pool):
+            msg = f"Flow.arun(value, pool): pool must be a Pool, got {pool!r} ({type(pool).__name__})"
+            raise TypeError(msg)
+        runner = _Runner(config)
+        hooks = config._hooks
+        if hooks is not None:
+            hooks.emit(hooks.pool_started, config)
+        try:
+            return cast("B_co", await runner.flow(self, value, ""))
+        finally:
+            runner.run.close()
+            if hooks is not None:
+                hooks.emit(hooks.pool_closed, config)
+
+    def __repr__(self) -> str:
+        return f"Flow({' -> '.join(_describe(stage) for stage in self._stages)})"
+
+    def _as_stages(self) -> tuple[_Stage, ...]:
+        # A flow with callbacks stays one stage, so that its callbacks keep to it.
+        if self._on_success is None and self._on_error is None:
+            return self._stages
+        return (self,)
+
+    def _copy(self) -> Flow[A_contra, B_co]:
+        flow: Flow[A_contra, B_co] = Flow(self._stages)
+        flow._on_success, flow._on_error = self._on_success, self._on_error
+        return flow
+
+
+class Step(Flow[A_contra, B_co]):
+    """One step: an async function run as a task of the pool; from ``step``, ``call`` or ``prepend``.
+
+    ``with_retry``, ``with_timeout`` and ``with_name`` work as on ``Task``.
+
+    Example::
+
+        fetch_page = step(fetch).with_retry(3, 0.5).with_timeout(10).with_name("fetch")
+    """
+
+    __slots__ = ("_task",)
+
+    def __init__(self, task: Task[Any]) -> None:
+        super().__init__((self,))
+        self._task = task
+
+    def with_retry(
+        self, attempts: int, sleep: float | timedelta = 0.1, *, max_wait: float | timedelta = DEFAULT_MAX_WAIT
+    ) -> Step[A_contra, B_co]:
+        """A copy of this step that tries up to ``attempts`` times (see ``Task.with_retry``)."""
+        return Step(self._task.with_retry(attempts, sleep, max_wait=max_wait))
+
+    def with_timeout(self, seconds: float | timedelta | None) -> Step[A_contra, B_co]:
+        """A copy of this step whose every try times out after ``seconds`` (see ``Task.with_timeout``)."""
+        return Step(self._task.with_timeout(seconds))
+
+    def with_name(self, name: str) -> Step[A_contra, B_co]:
+        """A copy of this step named ``name``, for logs, hooks and ``FlowError``."""
+        return Step(self._task.with_name(name))
+
+    def _copy(self) -> Flow[A_contra, B_co]:
+        flow: Flow[A_contra, B_co] = Flow((self,))
+        flow._on_success, flow._on_error = self._on_success, self._on_error
+        return flow
+
+
+class _Group:
+    """Flows run side by side on the same input; their results, in order, are the stage's result."""
+
+    __slots__ = ("members",)
+
+    def __init__(self, members: tuple[Flow[Any, Any], ...]) -> None:
+        self.members = members
+
+
+_Stage = Step[Any, Any] | _Group | Flow[Any, Any]
+
+
+def step(fn: Callable[[X], Awaitable[R]]) -> Step[X, R]:
+    """A step that calls ``fn`` with the previous step's result (or the flow's input).
+
+    Example::
+
+        async def double(n: int) -> int:
+            return 2 * n
+
+        assert step(double).then(step(double)).run(3) == 12
+    """
+    return Step(_step_task("step", fn, lambda args: fn(args.input)))
+
+
+def call(fn: Callable[[*Ts], Awaitable[R]], *args: *Ts) -> Step[object, R]:
+    """An immutable step: ``fn(*args)``, ignoring the previous result, as Machinery's signatures allow.
+
+    Example::
+
+        assert call(add, 1, 1).run(None) == 2
+    """
+    return Step(_step_task("call", fn, lambda _: fn(*args)))
+
+
+def prepend(fn: Callable[[X, *Ts], Awaitable[R]], *args: *Ts) -> Step[X, R]:
+    """A step that calls ``fn(previous_result, *args)``: the previous result goes first.
+
+    Example::
+
+        flow = call(add, 1, 1).then(prepend(add, 5, 6)).then(prepend(multiply, 4))
+        assert flow.run(None) == 52  # (1 + 1 + 5 + 6) * 4
+    """
+    extra = args
+    return Step(_step_task("prepend", fn, lambda given: fn(given.input, *extra)))
+
+
+def group(*flows: Flow[X, R]) -> Flow[X, list[R]]:
+    """Fan-out: ``flows`` run side by side on the same input, under the pool's limit.
+
+    The group's result is the list of their results, in the order given,
+    which the next step receives (fan-in). Every member runs to its end; if
+    any failed, the group fails with the first failure in that order.
+
+    Example::
+
+        total = group(step(price_a), step(price_b)).then(step(cheapest)).run(item)
+    """
+    if not flows:
+        msg = "group(*flows): give at least one flow"
+        raise ValueError(msg)
+    members = tuple(_checked_flow("group", f"flows[{index}]", flow) for index, flow in enumerate(flows))
+    return Flow((_Group(members),))
+
+
+class _Runner:
+    """One run of a flow: the pool's settings, its limit, and where each step's result goes."""
+
+    __slots__ = ("_indexes", "_origin", "_room", "_values", "run")
+
+    def __init__(self, pool: Pool) -> None:
+        self._values: dict[int, Any] = {}
+        number = next(run_numbers)
+        limit = effective_limit(pool._limit)
+        self.run = Run(
+            default_retry=pool._retry,
+            thread_limit=limit,
+            default_timeout=pool._timeout,
+            number=number,
+            middleware=pool._middleware,
+            hooks=pool._hooks,
+            keep=self._values.__setitem__,
+            rate=pool._rate,
+        )
+        self._origin = Origin(number, None)
+        self._indexes = itertools.count()
+        self._room = asyncio.Semaphore(limit) if limit is not None else None
+
+    async def flow(self, flow: Flow[Any, Any], value: Any, where: str) -> Any:
+        try:
+            for place, stage in enumerate(flow._stages, 1):
+                value = await self.stage(stage, value, f"{where}{place}")
+        except FlowError as error:
+            if flow._on_error is not None:
+                try:
+                    await self.flow(flow._on_error, error, f"{where}on_error.")
+                except FlowError as failed:
+                    error.add_note(f"its on_error callback failed too: {failed}")
+            raise
+        if flow._on_success is not None:
+            await self.flow(flow._on_success, value, f"{where}on_success.")
+        return value
+
+    async def stage(self, stage: _Stage, value: Any, where: str) -> Any:
+        if isinstance(stage, Step):
+            return await self.step(stage, value, where)
+        if isinstance(stage, _Group):
+            return await self.group(stage, value, where)
+        return await self.flow(stage, value, f"{where}.")
+
+    async def step(self, step: Step[Any, Any], value: Any, where: str) -> Any:
+        index = next(self._indexes)
+        args = make_args(step._task.with_input(value), self._origin, index)
+        async with self._slot():
+            await self.run.run_here(args)
+        if index in self._values:
+            return self._values.pop(index)
+        error = self._take_error(index)
+        raise FlowError(where, step._task._core.title, error) from error
+
+    async def group(self, group: _Group, value: Any, where: str) -> list[Any]:
+        failures: dict[int, FlowError] = {}
+
+        async def member(place: int, flow: Flow[Any, Any]) -> Any:
+            # A failure is kept, not raised: the TaskGroup would cancel the other members.
+            try:
+                return await self.flow(flow, value, f"{where}.{place}.")
+            except FlowError as error:
+                failures[place] = error
+                return None
+
+        async with asyncio.TaskGroup() as members:
+            running = [
+                members.create_task(member(place, flow)) for place, flow in enumerate(group.members, 1)
+            ]
+        if failures:
+            first = failures[min(failures)]
+            if len(failures) > 1:
+                first.add_note(f"{len(failures) - 1} other members of the group failed too")
+            raise first
+        return [each.result() for each in running]
+
+    def _slot(self) -> contextlib.AbstractAsyncContextManager[Any]:
+        return self._room if self._room is not None else contextlib.nullcontext()
+
+    def _take_error(self, index: int) -> Exception:
+        errors = self.run._errors
+        for position, (at, error) in enumerate(errors):
+            if at == index:
+                del errors[position]
+                return error
+        msg = f"step {index} left neither a result nor an error"
+        raise AssertionError(msg)
+
+
+def _step_task(where: str, fn: object, body: Callable[[Args[Any]], Awaitable[Any]]) -> Task[Any]:
+    if not callable(fn):
+        msg = f"{where}(fn): fn must be an async function, got {fn!r} ({type(fn).__name__})"
+        raise TypeError(msg)
+    return Task(cast("Callable[[Args[Any]], Awaitable[None]]", _StepFn(fn, body)))
+
+
+class _StepFn:
+    """A step's task function: it returns what the step's function returned."""
+
+    __slots__ = ("_body", "_fn")
+
+    def __init__(self, fn: Callable[..., Any], body: Callable[[Args[Any]], Awaitable[Any]]) -> None:
+        self._fn = fn
+        self._body = body
+
+    async def __call__(self, args: Args[Any]) -> Any:
+        return await self._body(args)
+
+    def __repr__(self) -> str:
+        return _title(self._fn)
+
+
+def _title(fn: object) -> str:
+    name = getattr(fn, "__qualname__", None)
+    return name if isinstance(name, str) else repr(fn)
+
+
+def _describe(stage: _Stage) -> str:
+    if isinstance(stage, Step):
+        return stage._task._core.title
+    if isinstance(stage, _Group):
+        return "group(" + ", ".join(repr(member) for member in stage.members) + ")"
+    return repr(stage)
+
+
+def _checked_flow(where: str, name: str, flow: Flow[Any, Any]) -> Flow[Any, Any]:
+    # Annotations do not bind untyped callers: check what we were given.
+    if not isinstance(flow, Flow):
+        msg = f"{where}: {name} must be a Flow (from step, call, prepend or group), got {flow!r}"
+        raise TypeError(msg)
+    return flow
