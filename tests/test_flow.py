@@ -211,6 +211,26 @@ def test_steps_retry_and_time_out_as_tasks_do(waits: WaitLog) -> None:
     assert isinstance(info.value.__cause__, TimeoutError)
 
 
+def test_in_a_running_pool_steps_are_submitted_to_it() -> None:
+    started: list[str] = []
+
+    async def note(value: int) -> int:
+        started.append(f"step {value}")
+        return value + 1
+
+    async def main() -> tuple[int, int]:
+        async with Pool(limit=1) as pool:
+            flow = step(note).then(group(step(note), step(note))).then(step(total))
+            result = await flow.arun(1, pool)
+            with pytest.raises(FlowError, match=r"step 2 \(fail\)") as info:
+                await step(note).then(step(fail)).arun(5, pool)
+            assert isinstance(info.value.__cause__, ValueError)
+            return result, pool.stats().completed
+
+    assert asyncio.run(main()) == (6, 5)  # 1 -> 2 -> [3, 3] -> 6; then note(5) completed, fail(6) failed
+    assert started == ["step 1", "step 2", "step 2", "step 5"]
+
+
 def test_async_twin_and_a_running_loop() -> None:
     async def main() -> int:
         with pytest.raises(RuntimeError, match=r"await flow.arun\(value, pool\)"):
@@ -231,5 +251,5 @@ def test_bad_flows_are_refused_naming_the_parameter() -> None:
         group()
     with pytest.raises(TypeError, match=r"group: flows\[1\] must be a Flow"):
         group(step(double), double)  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match=r"Flow.arun\(value, pool\): pool must be a Pool, got 3"):
+    with pytest.raises(TypeError, match=r"pool must be a Pool or a RunningPool, got 3"):
         step(double).run(1, 3)  # type: ignore[arg-type]

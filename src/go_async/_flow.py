@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, TypeVarTuple, cast
 
 from ._retry import DEFAULT_MAX_WAIT
 from ._run import Run
+from ._service import RunningPool
 from ._stage import effective_limit
 from ._task import Args, Origin, Task, make_args, run_numbers
 
@@ -55,8 +56,9 @@ class Flow(Generic[A_contra, B_co]):
     results, in order, to the next step (fan-out, fan-in). A step that fails
     stops its flow, which raises a ``FlowError`` naming the step.
 
-    Each step is a task of the pool that runs the flow: the pool's limit,
-    retry, timeout, middleware and hooks apply to it, as do the step's own
+    Each step is a task of the pool that runs the flow (a ``Pool``, or a
+    running pool that each step is submitted to): the pool's limit, retry,
+    timeout, middleware and hooks apply to it, as do the step's own
     ``with_retry``/``with_timeout``.
 
     Example::
@@ -108,13 +110,20 @@ class Flow(Generic[A_contra, B_co]):
         _refuse_to_block("Flow.run()", "await flow.arun(value, pool)")
         return asyncio.run(self.arun(value, pool))
 
-    async def arun(self, value: A_contra, pool: Pool | None = None) -> B_co:
-        """Run the flow on ``value`` in ``pool``; the async twin of ``run``."""
+    async def arun(self, value: A_contra, pool: Pool | RunningPool | None = None) -> B_co:
+        """Run the flow on ``value`` in ``pool``; the async twin of ``run``.
+
+        In a running pool (``async with Pool() as pool``), each step is
+        submitted to it like any task: its queue, priorities and limits apply.
+        """
         from ._pool import Pool  # noqa: PLC0415 - _pool imports this module's users
 
+        if isinstance(pool, RunningPool):
+            return cast("B_co", await _Runner(pool._config, pool).flow(self, value, ""))
         config = Pool() if pool is None else pool
         if not isinstance(config, Pool):
-            msg = f"Flow.arun(value, pool): pool must be a Pool, got {pool!r} ({type(pool).__name__})"
+            kind = type(pool).__name__
+            msg = f"Flow.arun(value, pool): pool must be a Pool or a RunningPool, got {pool!r} ({kind})"
             raise TypeError(msg)
         runner = _Runner(config)
         hooks = config._hooks
@@ -246,9 +255,11 @@ def group(*flows: Flow[X, R]) -> Flow[X, list[R]]:
 class _Runner:
     """One run of a flow: the pool's settings, its limit, and where each step's result goes."""
 
-    __slots__ = ("_indexes", "_origin", "_room", "_values", "run")
+    __slots__ = ("_indexes", "_origin", "_room", "_running", "_values", "run")
 
-    def __init__(self, pool: Pool) -> None:
+    def __init__(self, pool: Pool, running: RunningPool | None = None) -> None:
+        # In a running pool, steps are submitted to it; else they run here.
+        self._running = running
         self._values: dict[int, Any] = {}
         number = next(run_numbers)
         limit = effective_limit(pool._limit)
@@ -289,14 +300,21 @@ class _Runner:
         return await self.flow(stage, value, f"{where}.")
 
     async def step(self, step: Step[Any, Any], value: Any, where: str) -> Any:
+        if self._running is not None:
+            handle = await self._running.submit(step._task.with_input(value))
+            try:
+                await handle
+            except Exception as failure:
+                raise FlowError(where, step._task._core.title, failure) from failure
+            return handle._value
         index = next(self._indexes)
         args = make_args(step._task.with_input(value), self._origin, index)
         async with self._slot():
             await self.run.run_here(args)
         if index in self._values:
             return self._values.pop(index)
-        error = self._take_error(index)
-        raise FlowError(where, step._task._core.title, error) from error
+        final = self._take_error(index)
+        raise FlowError(where, step._task._core.title, final) from final
 
     async def group(self, group: _Group, value: Any, where: str) -> list[Any]:
         failures: dict[int, FlowError] = {}

@@ -110,6 +110,7 @@ class Handle(Generic[T]):
         "_started",
         "_state",
         "_task",
+        "_value",
     )
 
     def __init__(self, pool: RunningPool, task: Task[T], seq: int) -> None:
@@ -125,6 +126,8 @@ class Handle(Generic[T]):
         self._runner: asyncio.Task[None] | None = None
         self._retrieved = False
         self._started = 0.0
+        # What the task's function returned (a flow's step reads it).
+        self._value: Any = None
 
     @property
     def id(self) -> str:
@@ -597,6 +600,7 @@ class RunningPool:
             middleware=self._middleware,
             hooks=self._hooks,
             rate=self._config._rate,
+            keep=lambda _, value: setattr(handle, "_value", value),
         )
         state, error = _State.COMPLETED, None
         try:
