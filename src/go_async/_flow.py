@@ -7,16 +7,14 @@ import contextlib
 import itertools
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, TypeVarTuple, cast
+from typing import Any, Generic, TypeVar, TypeVarTuple, cast
 
+from ._pool import Pool, _refuse_to_block
 from ._retry import DEFAULT_MAX_WAIT
 from ._run import Run
 from ._service import RunningPool
 from ._stage import effective_limit
-from ._task import Args, Origin, Task, make_args, run_numbers
-
-if TYPE_CHECKING:
-    from ._pool import Pool
+from ._task import Args, Origin, Task, _describe, make_args, run_numbers
 
 A_contra = TypeVar("A_contra", contravariant=True)
 B_co = TypeVar("B_co", covariant=True)
@@ -105,8 +103,6 @@ class Flow(Generic[A_contra, B_co]):
 
     def run(self, value: A_contra, pool: Pool | None = None) -> B_co:
         """Run the flow on ``value`` in ``pool`` (a pool with no limit by default); blocks, for scripts."""
-        from ._pool import _refuse_to_block  # noqa: PLC0415 - _pool imports this module's users
-
         _refuse_to_block("Flow.run()", "await flow.arun(value, pool)")
         return asyncio.run(self.arun(value, pool))
 
@@ -116,8 +112,6 @@ class Flow(Generic[A_contra, B_co]):
         In a running pool (``async with Pool() as pool``), each step is
         submitted to it like any task: its queue, priorities and limits apply.
         """
-        from ._pool import Pool  # noqa: PLC0415 - _pool imports this module's users
-
         if isinstance(pool, RunningPool):
             return cast("B_co", await _Runner(pool._config, pool).flow(self, value, ""))
         config = Pool() if pool is None else pool
@@ -137,7 +131,7 @@ class Flow(Generic[A_contra, B_co]):
                 hooks.emit(hooks.pool_closed, config)
 
     def __repr__(self) -> str:
-        return f"Flow({' -> '.join(_describe(stage) for stage in self._stages)})"
+        return f"Flow({' -> '.join(_stage_text(stage) for stage in self._stages)})"
 
     def _as_stages(self) -> tuple[_Stage, ...]:
         # A flow with callbacks stays one stage, so that its callbacks keep to it.
@@ -180,11 +174,6 @@ class Step(Flow[A_contra, B_co]):
     def with_name(self, name: str) -> Step[A_contra, B_co]:
         """A copy of this step named ``name``, for logs, hooks and ``FlowError``."""
         return Step(self._task.with_name(name))
-
-    def _copy(self) -> Flow[A_contra, B_co]:
-        flow: Flow[A_contra, B_co] = Flow((self,))
-        flow._on_success, flow._on_error = self._on_success, self._on_error
-        return flow
 
 
 class _Group:
@@ -371,15 +360,10 @@ class _StepFn:
         return await self._body(args)
 
     def __repr__(self) -> str:
-        return _title(self._fn)
+        return _describe(self._fn)
 
 
-def _title(fn: object) -> str:
-    name = getattr(fn, "__qualname__", None)
-    return name if isinstance(name, str) else repr(fn)
-
-
-def _describe(stage: _Stage) -> str:
+def _stage_text(stage: _Stage) -> str:
     if isinstance(stage, Step):
         return stage._task._core.title
     if isinstance(stage, _Group):

@@ -18,7 +18,7 @@ from ._retry import DEFAULT_MAX_WAIT, RetryPolicy
 from ._run import Run, not_a_task
 from ._service import RunningPool
 from ._stage import effective_limit
-from ._task import Args, Task
+from ._task import Args, Task, _describe
 
 X = TypeVar("X")
 R = TypeVar("R")
@@ -230,7 +230,7 @@ class Pool:
         """
         _refuse_to_block("Pool.map()", "await pool.amap(fn, inputs)")
         _check_mapping("Pool.map", fn, inputs)
-        bar = progress_hooks("Pool.map", progress, _size(inputs), _title(fn))
+        bar = progress_hooks("Pool.map", progress, _size(inputs), _describe(fn))
         return asyncio.run(self._map(fn, inputs, bar))
 
     async def amap(
@@ -238,7 +238,9 @@ class Pool:
     ) -> list[R]:
         """``fn(x)`` for each of ``inputs``, in input order; the async twin of ``map``."""
         _check_mapping("Pool.amap", fn, inputs)
-        return await self._map(fn, inputs, progress_hooks("Pool.amap", progress, _size(inputs), _title(fn)))
+        return await self._map(
+            fn, inputs, progress_hooks("Pool.amap", progress, _size(inputs), _describe(fn))
+        )
 
     async def _map(self, fn: Callable[[X], Awaitable[R]], inputs: Iterable[X], bar: Hooks | None) -> list[R]:
         results: dict[int, R] = {}
@@ -322,12 +324,7 @@ class _Call:
         return await self._fn(args.input)
 
     def __repr__(self) -> str:
-        return _title(self._fn)
-
-
-def _title(fn: object) -> str:
-    name = getattr(fn, "__qualname__", None)
-    return name if isinstance(name, str) else repr(fn)
+        return _describe(self._fn)
 
 
 def _size(items: Iterable[Any]) -> int | None:
