@@ -169,22 +169,24 @@ def test_tasks_of_a_running_pool_talk_through_its_topics_which_close_with_it() -
     assert list(received.values()) == [[1.5, 2.5, 3.5], [1.5, 2.5, 3.5]]
 
 
+async def listen(args: Args[list[int]]) -> None:
+    """A task of a running pool that keeps, in its input, what the pool's topic "news" carries."""
+    with args.pool.topic("news", int).subscribe() as news:
+        args.input.extend([message async for message in news])
+
+
 def test_a_pool_topic_waits_for_a_task_that_will_still_publish() -> None:
     received: list[int] = []
-
-    async def listen(args: Args[None]) -> None:
-        with args.pool.topic("done", int).subscribe() as done:
-            received.extend([message async for message in done])
 
     async def main() -> None:
         release = asyncio.Event()
 
         async def late(args: Args[int]) -> None:
             await release.wait()
-            await args.pool.topic("done", int).publish(args.input)
+            await args.pool.topic("news", int).publish(args.input)
 
         async with Pool() as pool:
-            await pool.submit(Task(listen).with_input(None))
+            await pool.submit(Task(listen).with_input(received))
             await pool.submit(Task(late).with_input(7))
             await settle(0)
             closing = asyncio.create_task(pool.shutdown())
@@ -200,15 +202,11 @@ def test_a_pool_topic_waits_for_a_task_that_will_still_publish() -> None:
 def test_shutting_down_a_sub_pool_leaves_the_pools_topics_open() -> None:
     received: list[int] = []
 
-    async def listen(args: Args[None]) -> None:
-        with args.pool.topic("news", int).subscribe() as news:
-            received.extend([message async for message in news])
-
     async def main() -> None:
         async with Pool() as pool:
-            await pool.submit(Task(listen).with_input(None))
+            await pool.submit(Task(listen).with_input(received))
             listeners = pool.sub()
-            sub_listener = await listeners.submit(Task(listen).with_input(None))
+            sub_listener = await listeners.submit(Task(listen).with_input(received))
             await settle(0)
             # The sub-pool's listener would wait forever: its shutdown cancels it.
             assert await listeners.shutdown(timeout=0) == [sub_listener]
