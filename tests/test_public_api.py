@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 import go_async
+import go_async.distributed
 
 
 def test_all_is_sorted_and_matches_the_public_attributes() -> None:
@@ -29,3 +30,11 @@ def test_each_export_has_a_docstring_with_an_example(name: str) -> None:
 def test_the_package_ships_its_types_marker() -> None:
     """py.typed is present so users' checkers read our annotations."""
     assert (Path(inspect.getfile(go_async)).parent / "py.typed").is_file()
+
+
+@pytest.mark.parametrize("name", go_async.distributed.__all__)
+def test_each_distributed_export_has_a_docstring_with_an_example(name: str) -> None:
+    """The optional go_async.distributed package follows the same rules."""
+    assert go_async.distributed.__all__ == sorted(go_async.distributed.__all__)
+    doc = inspect.getdoc(getattr(go_async.distributed, name)) or ""
+    assert "Example::" in doc, name

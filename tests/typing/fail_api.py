@@ -22,6 +22,7 @@ from go_async import (
     prepend,
     step,
 )
+from go_async.distributed import Registry, Remote
 
 R = TypeVar("R")
 
@@ -157,3 +158,22 @@ step(to_text).on_success(step(halve))  # type: ignore[arg-type]
 step(to_text).on_error(step(halve))  # type: ignore[arg-type]
 step(to_text).run("1")  # type: ignore[arg-type]
 step(halve).on_error(step(on_failure)).run(1).upper()  # type: ignore[attr-defined]
+
+
+# Named tasks: arguments and results keep their types across the wire.
+remote_tasks = Registry()
+
+
+@remote_tasks.task("shout")
+async def shout(text: str, times: int = 1) -> str:
+    return text.upper() * times
+
+
+async def send_badly(remote: Remote) -> None:
+    await remote.send(shout, 3)  # type: ignore[arg-type]
+    await remote.send(shout, "a", times="2")  # type: ignore[arg-type]
+    remote.call(shout)  # type: ignore[call-arg]
+    await takes_an_int(await (await remote.send(shout, "a")))  # type: ignore[arg-type]
+    await remote.amap(shout, [1, 2])  # type: ignore[arg-type]
+    await remote.stub(shout)(b"bytes")  # type: ignore[arg-type]
+    await remote.send(to_text, 1)  # type: ignore[arg-type]

@@ -1,0 +1,41 @@
+"""Named tasks on workers elsewhere, through taskiq and Redis: Machinery's shape, typed.
+
+Needs the ``redis`` extra (``pip install 'go-async[redis]'``: taskiq,
+taskiq-redis and redis); the core never imports this package. Arguments
+and results travel as JSON, never as pickle.
+
+Example::
+
+    # tasks.py, imported by clients and by workers
+    registry = Registry()
+
+    @registry.task("add")
+    async def add(a: int, b: int) -> int:
+        return a + b
+
+    # a client; workers run `python -m go_async.worker tasks:registry --url redis://...`
+    async with Remote(registry, url="redis://localhost:6379/0") as remote:
+        assert await (await remote.send(add, 1, 2)) == 3
+"""
+
+try:
+    from ._registry import Named, Registry
+    from ._remote import Call, MessageRejected, Remote, RemoteError, RemoteHandle
+    from ._worker import Worker, WorkerStats
+except ModuleNotFoundError as missing:  # pragma: no cover - tested in a subprocess
+    if (missing.name or "").partition(".")[0] not in {"pydantic", "redis", "taskiq", "taskiq_redis"}:
+        raise
+    msg = "go_async.distributed needs taskiq and Redis's client: pip install 'go-async[redis]'"
+    raise ImportError(msg) from missing
+
+__all__ = [
+    "Call",
+    "MessageRejected",
+    "Named",
+    "Registry",
+    "Remote",
+    "RemoteError",
+    "RemoteHandle",
+    "Worker",
+    "WorkerStats",
+]
