@@ -7,9 +7,11 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import distributed
 from contenders import CONTENDERS, FEATURE_COSTS, WORKLOADS
 
 if TYPE_CHECKING:
+    from distributed import Row
     from run import Case
 
 WORKLOAD_TEXT = {
@@ -55,6 +57,7 @@ def markdown(
     *,
     quick: bool,
     costs: Sequence[Case] = (),
+    workers: Sequence[Row] = (),
 ) -> str:
     figures = Figures(cases)
     lines = [
@@ -71,6 +74,7 @@ def markdown(
         "",
         *targets(figures, drain_ns, costs),
         *cost_table(costs),
+        *(["", *distributed.markdown(list(workers))] if workers else []),
     ]
     for loop in figures.loops():
         for workload in WORKLOADS:

@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 from functools import cache
 from pathlib import Path
 
+import distributed
 from contenders import BASELINE, CONTENDERS, FEATURE_COSTS, WORKLOADS
 
 HERE = Path(__file__).resolve().parent
@@ -191,6 +192,8 @@ def main() -> None:
             flush=True,
         )
     drain_ns = drain_send_ns(args.reps)
+    print("through workers: a local pool, the in-memory remote, one and two worker processes", flush=True)
+    workers = distributed.measure(quick=args.quick, reps=args.reps)
     elapsed = time.monotonic() - started
 
     from report import chart, markdown  # noqa: PLC0415 - only once there is something to report
@@ -201,12 +204,13 @@ def main() -> None:
                 "cases": [asdict(c) for c in cases],
                 "feature_costs": [asdict(c) for c in costs],
                 "drain_send_ns": drain_ns,
+                "through_workers": [asdict(row) for row in workers],
                 "machine": machine(),
             },
             indent=1,
         )
     )
-    report = markdown(cases, drain_ns, machine(), elapsed, quick=args.quick, costs=costs)
+    report = markdown(cases, drain_ns, machine(), elapsed, quick=args.quick, costs=costs, workers=workers)
     (out / "results.md").write_text(report)
     print(f"wrote {out / 'results.md'} in {elapsed / 60:.1f} minutes")
     try:

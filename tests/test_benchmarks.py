@@ -11,6 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
+import distributed
 import run
 from contenders import CONTENDERS, FEATURE_COSTS, WORKLOADS, Work
 from report import Figures, markdown, targets
@@ -173,3 +174,17 @@ def test_the_baseline_is_skipped_with_its_reason_when_its_source_is_missing(
         run.baseline_source.cache_clear()
     assert before.skipped.startswith(f"skipped: the source of {'0' * 40} is not available (")
     assert not before.ns_per_task
+
+
+def test_the_workers_section_gives_rates_and_ratios_to_the_local_pool() -> None:
+    """Tasks per second through workers, each against the local pool; a missing server is said."""
+    rows = [
+        distributed.Row(workload, setup, 100, per_second=[rate] * 5)
+        for workload in distributed.WORKLOADS
+        for setup, rate in zip(distributed.SETUPS, (100_000.0, 10_000.0, 1_000.0, 1_500.0), strict=True)
+    ]
+    rows[-1].per_second, rows[-1].skipped = [], "no Redis server: install redis-server"
+    report = markdown([case("noop", 100, "go_async", 1_000)], [], MACHINE, 60.0, quick=True, workers=rows)
+    section = report.split("## Through workers: tasks per second")[1]
+    assert "| no-op | 100 | 100,000 | 10,000 (0.1×) | 1,000 (0.01×) | 1,500 (0.015×) |" in section
+    assert "| 1 ms of CPU | 100 | 100,000 | 10,000 (0.1×) | 1,000 (0.01×) | no Redis server" in section

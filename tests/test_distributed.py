@@ -404,6 +404,7 @@ def test_the_core_never_imports_taskiq_and_a_missing_extra_is_named() -> None:
             "remote_tasks:add must be a go_async.distributed.Registry",
         ),
         (["remote_tasks:registry"], "a broker is needed: pass --url or set GO_ASYNC_BROKER_URL"),
+        (["remote_tasks:registry", "--log-level", "LOUD"], "--log-level must be a logging level such as"),
         (
             ["remote_tasks:registry", "--url", "redis://x", "--concurrency", "0"],
             "concurrency must be an int >= 1",

@@ -33,6 +33,7 @@ from go_async import call, prepend
 from go_async.distributed import MessageRejected, Remote, RemoteHandle, Worker, WorkerStats
 from looping import in_loop
 from remote_tasks import add, hold, multiply, pid, registry
+from test_docs import ORDERS_OUTPUT
 
 TESTS = Path(__file__).parent
 WAIT = 30.0  # the most any event here may take before the test fails
@@ -89,8 +90,17 @@ def _broker_url(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
 class WorkerProcess:
     """``python -m go_async.worker remote_tasks:registry`` in a process of its own; its log, as it comes."""
 
-    def __init__(self, url: str, queue: str, *, concurrency: int = 4, redeliver_after: float = 1.0) -> None:
-        command = [sys.executable, "-m", "go_async.worker", "remote_tasks:registry", "--url", url]
+    def __init__(
+        self,
+        url: str,
+        queue: str,
+        *,
+        concurrency: int = 4,
+        redeliver_after: float = 1.0,
+        target: str = "remote_tasks:registry",
+        folder: Path = TESTS,
+    ) -> None:
+        command = [sys.executable, "-m", "go_async.worker", target, "--url", url]
         command += [
             "--queue",
             queue,
@@ -101,7 +111,7 @@ class WorkerProcess:
         ]
         self.process = subprocess.Popen(
             command,
-            cwd=TESTS,
+            cwd=folder,
             stderr=subprocess.PIPE,
             text=True,
             env={**os.environ, "GO_ASYNC_BROKER_URL": url},
@@ -257,6 +267,18 @@ async def test_sigterm_finishes_the_started_task_takes_no_more_and_exits_0(
         assert await later.result(timeout=WAIT) == [9, arriving.pid]
         assert await redis.llen(f"started:{token}") == 0  # it ran once
     assert arriving.stop() == 0
+
+
+def test_the_orders_example_runs_on_a_worker_process(redis_url: str, workers: list[WorkerProcess]) -> None:
+    """As its docstring says: a worker in examples/, then the script with --url (default queue)."""
+    root = TESTS.parent
+    worker = start(workers, redis_url, "go_async", target="orders:registry", folder=root / "examples")
+    command = [sys.executable, "examples/orders.py", "--url", redis_url]
+    done = subprocess.run(command, cwd=root, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ORDERS_OUTPUT
+    assert "task 'price' failed: LookupError" in worker.wait_for("failed")
+    assert worker.stop() == 0
 
 
 # A worker in this process: its counts and its log

@@ -44,6 +44,18 @@ def test_quickstart_example() -> None:
     assert _run("examples/quickstart.py") == "['Ada Lovelace', 'Alan Turing', 'Grace Hopper']\n"
 
 
+def test_orders_example_runs_on_an_embedded_worker() -> None:
+    """Named tasks one by one, a chain of three, and a failure that comes back as data."""
+    assert _run("examples/orders.py").splitlines() == ORDERS_OUTPUT
+
+
+ORDERS_OUTPUT = [
+    "prices: [8.0, 14.0]",
+    "receipt: total 18.00",
+    """failed: ["builtins.LookupError: no price for 'coffee'"]""",
+]
+
+
 @pytest.mark.parametrize("stage", ["", "test"])
 def test_fetch_many_example(stage: str) -> None:
     """The fetch script gets every page, retries the failures, and keeps to its limit."""

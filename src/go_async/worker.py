@@ -31,14 +31,11 @@ logger = logging.getLogger("go_async.distributed")
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run a worker until it is told to stop; the process's exit status."""
-    parser = argparse.ArgumentParser(
-        prog="python -m go_async.worker", description=(__doc__ or "").split("\n")[0]
-    )
+    summary = (__doc__ or "").split("\n")[0]
+    parser = argparse.ArgumentParser(prog="python -m go_async.worker", description=summary)
     parser.add_argument("target", help="where the Registry is, as module:attribute")
     parser.add_argument("--url", help="the Redis URL (default: $GO_ASYNC_BROKER_URL)")
-    parser.add_argument(
-        "--queue", default="go_async", help="the queue to take tasks from (default: go_async)"
-    )
+    parser.add_argument("--queue", default="go_async", help="the queue of tasks (default: go_async)")
     parser.add_argument("--concurrency", type=int, default=10, help="tasks run at once (default: 10)")
     parser.add_argument(
         "--redeliver-after",
@@ -48,9 +45,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--log-level", default="INFO", help="logging level (default: INFO)")
     options = parser.parse_args(argv)
-    logging.basicConfig(
-        level=options.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    level = logging.getLevelNamesMapping().get(options.log_level.upper())
+    if level is None:
+        parser.error(f"--log-level must be a logging level such as INFO, got {options.log_level!r}")
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # taskiq logs each task at INFO; go_async logs what matters: ready, failures, rejections, stop.
+    logging.getLogger("taskiq").setLevel(max(level, logging.WARNING))
 
     module_name, _, attribute = options.target.partition(":")
     if not module_name or not attribute:

@@ -16,7 +16,7 @@ from taskiq.result import TaskiqResult
 
 from .._checks import label, positive_int, positive_seconds, timeout_seconds
 from .._pool import Pool, _refuse_to_block
-from ._brokers import DEFAULT_QUEUE, MemoryResults, memory_broker, redis_broker
+from ._brokers import DEFAULT_QUEUE, MemoryResults, RedisResults, memory_broker, redis_broker
 from ._registry import Named, Registry
 from ._worker import URL_VARIABLE, Worker
 
@@ -122,11 +122,12 @@ class RemoteHandle(Generic[R]):
         backend = self._broker.result_backend
         if isinstance(backend, MemoryResults):
             return await backend.wait(self.task_id)
+        assert isinstance(backend, RedisResults)
         pause = _FIRST_POLL
-        while not await backend.is_result_ready(self.task_id):
+        while (stored := await backend.take(self.task_id)) is None:
             await asyncio.sleep(pause)
             pause = min(pause * 2, _LAST_POLL)
-        return await backend.get_result(self.task_id)
+        return stored
 
     def _decode(self, stored: TaskiqResult[Any]) -> R:
         answer: object = stored.return_value

@@ -98,7 +98,7 @@ class Worker:
         if self.url is None:
             msg = f"Worker.run needs a broker: pass url= or set {URL_VARIABLE}"
             raise ValueError(msg)
-        broker = redis_broker(self.url, self.queue, self.redeliver_after)
+        broker = redis_broker(self.url, self.queue, self.redeliver_after, fetch=self.concurrency)
         broker.is_worker_process = True
         self._attach(broker)
         receiver = _Receiver(
@@ -153,7 +153,8 @@ class Worker:
                     value = await named.invoke(positional, keywords)
                 except Exception as error:
                     self._counts["failed"] += 1
-                    logger.warning("go_async worker: task %r failed: %r", named.name, error)
+                    # INFO: the sender gets the error; rejections, which no sender may see, are ERRORs.
+                    logger.info("go_async worker: task %r failed: %r", named.name, error)
                     return {"error": describe_error(error)}
                 finally:
                     self._counts["running"] -= 1
