@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import pickle
 import subprocess
@@ -13,10 +14,11 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from redis.exceptions import ConnectionError as RedisConnectionError
 from taskiq.kicker import AsyncKicker
 from taskiq.message import BrokerMessage
 
-from go_async import FlowError, call, prepend, step
+from go_async import FlowError, call, group, prepend, step
 from go_async.distributed import (
     MessageRejected,
     Named,
@@ -112,6 +114,44 @@ async def test_send_returns_a_handle_with_the_typed_result() -> None:
         assert await (await remote.send(thread, "t")) == "t in a thread"
     assert remote.worker is not None
     assert remote.worker.stats() == WorkerStats(received=4, succeeded=4)
+
+
+def test_arguments_left_to_their_defaults_leave_the_others_in_place() -> None:
+    local = Registry()
+
+    @local.task("span")
+    async def span(start: int = 0, stop: int = 3, *, step: int = 1) -> list[int]:
+        return list(range(start, stop, step))
+
+    remote = Remote(local)
+    calls = [remote.call(span, stop=2), remote.call(span, 1), remote.call(span, step=2), remote.call(span)]
+    assert remote.go(calls) == [[0, 1], [1, 2], [0, 2], [0, 1, 2]]
+
+
+def _shape(a: int, b: str = "b", *rest: float, flag: bool = False, **extra: int) -> tuple[object, ...]:
+    return (a, b, rest, flag, extra)
+
+
+SHAPE = Registry().task("shape", _shape)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.integers(),
+    st.one_of(st.none(), st.text()),
+    st.lists(st.floats(allow_nan=False)),
+    st.one_of(st.none(), st.booleans()),
+    st.dictionaries(st.text(min_size=1).filter(lambda k: k not in {"a", "b", "rest", "flag"}), st.integers()),
+)
+def test_any_call_arrives_as_it_was_made(
+    a: int, b: str | None, rest: list[float], flag: bool | None, extra: dict[str, int]
+) -> None:
+    """Encoded, through JSON text, decoded: the function sees the same arguments."""
+    args: tuple[Any, ...] = (a,) if b is None else (a, b, *rest)
+    kwargs: dict[str, Any] = {**extra, **({} if flag is None else {"flag": flag})}
+    wire = json.loads(json.dumps(SHAPE.encode_arguments(args, kwargs)))
+    positional, keywords = SHAPE.decode_arguments(wire)
+    assert _shape(*positional, **keywords) == _shape(*args, **kwargs)
 
 
 @in_loop
@@ -253,6 +293,33 @@ async def test_leaving_the_block_waits_for_the_embedded_workers_tasks() -> None:
         await remote.send(slow, 1)
         await remote.send(slow, 2)
     assert done == [1, 2]
+
+
+class CountingRemote(Remote):
+    """Counts how many times its connection started."""
+
+    starts = 0
+
+    async def _start(self) -> Any:
+        type(self).starts += 1
+        return await super()._start()
+
+
+def test_one_connection_serves_a_whole_map_and_side_by_side_stubs(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(CountingRemote, "starts", 0)
+    remote = CountingRemote(registry, limit=1)
+    assert remote.map(add, range(4)) == [0, 1, 2, 3]
+    assert CountingRemote.starts == 1
+    fan_out = group(step(remote.stub(add)), step(remote.stub(add)), step(remote.stub(add)))
+    assert fan_out.run(5) == [5, 5, 5]
+    assert CountingRemote.starts == 2  # one more for the flow's run, shared by its three steps
+
+
+def test_an_unreachable_server_is_an_error_at_the_call() -> None:
+    remote = Remote(registry, url="redis://127.0.0.1:1/0")
+    with pytest.raises(RedisConnectionError, match=r"Error 111 connecting to 127\.0\.0\.1:1"):
+        remote.map(add, [1])
+    assert remote._broker is None
 
 
 # Workflows across workers

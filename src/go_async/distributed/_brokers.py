@@ -15,7 +15,6 @@ from typing import Any
 
 from redis.asyncio import Redis
 from taskiq import AckableMessage, InMemoryBroker
-from taskiq.abc.broker import AsyncBroker
 from taskiq.brokers.inmemory_broker import InmemoryResultBackend
 from taskiq.message import BrokerMessage
 from taskiq.result import TaskiqResult
@@ -157,25 +156,25 @@ class StreamBroker(RedisStreamBroker):
         loop = asyncio.get_running_loop()
         async with Redis(connection_pool=self.connection_pool) as redis:
             next_reclaim = 0.0
+            cursor: Any = "0-0"  # where the next look through the pending list goes on from
             while True:
                 if loop.time() >= next_reclaim:
                     next_reclaim = loop.time() + self._beat
-                    start: Any = "0-0"
-                    while True:
-                        reply: Any = await redis.xautoclaim(
-                            self.queue_name,
-                            self.consumer_group_name,
-                            self.consumer_name,
-                            min_idle_time=self.idle_timeout,
-                            start_id=start,
-                            count=1,
-                        )
-                        start, claimed = reply[0], reply[1]
-                        for message_id, fields in claimed:
-                            logger.warning("go_async worker: redelivering abandoned message %s", message_id)
-                            yield self._ackable(message_id, fields)
-                        if start in (b"0-0", "0-0"):
-                            break
+                    reply: Any = await redis.xautoclaim(
+                        self.queue_name,
+                        self.consumer_group_name,
+                        self.consumer_name,
+                        min_idle_time=self.idle_timeout,
+                        start_id=cursor,
+                        count=self.count,
+                    )
+                    cursor, claimed = reply[0], reply[1]
+                    for message_id, fields in claimed:
+                        if fields is None:  # deleted from the stream (Redis 6.2 still lists it)
+                            await redis.xack(self.queue_name, self.consumer_group_name, message_id)
+                            continue
+                        logger.warning("go_async worker: redelivering abandoned message %s", message_id)
+                        yield self._ackable(message_id, fields)
                 fetched: Any = await redis.xreadgroup(
                     self.consumer_group_name,
                     self.consumer_name,
@@ -219,8 +218,3 @@ class StreamBroker(RedisStreamBroker):
                 )
             except Exception:  # the next beat tries again; a missed one only risks a duplicate run
                 logger.exception("go_async worker: heartbeat for %d running messages failed", len(ids))
-
-
-def is_remote(broker: AsyncBroker) -> bool:
-    """Whether tasks sent on ``broker`` run in other processes."""
-    return not isinstance(broker, InMemoryBroker)

@@ -94,15 +94,17 @@ class Named(Generic[P, R]):
             raise ValueError(msg)
         args: list[Any] = []
         kwargs: dict[str, Any] = {}
+        gap = False  # after a parameter left to its default, the rest go by name
         for parameter in self._signature.parameters.values():
             if parameter.name not in data:
+                gap = True
                 continue  # bind() below reports a missing one; a default fills in the rest
             try:
                 value = self._adapters[parameter.name].validate_python(data[parameter.name])
             except ValidationError as error:
                 msg = f"{self.name}: argument {parameter.name!r} is not valid: {error}"
                 raise ValueError(msg) from None
-            if parameter.kind in _POSITIONAL:
+            if parameter.kind in _POSITIONAL and not gap:
                 args.append(value)
             elif parameter.kind is inspect.Parameter.VAR_POSITIONAL:
                 args.extend(value)
@@ -113,7 +115,7 @@ class Named(Generic[P, R]):
         try:
             self._signature.bind(*args, **kwargs)
         except TypeError as error:
-            # A default skipped before a given positional argument lands here too.
+            # So does a positional-only argument sent after one left to its default.
             msg = f"{self.name}: {error}"
             raise ValueError(msg) from None
         return args, kwargs

@@ -175,7 +175,7 @@ class Remote:
             total = await handle
     """
 
-    __slots__ = ("_broker", "_users", "limit", "queue", "redeliver_after", "registry", "url", "worker")
+    __slots__ = ("_starting", "_users", "limit", "queue", "redeliver_after", "registry", "url", "worker")
 
     def __init__(
         self,
@@ -198,7 +198,8 @@ class Remote:
         self.limit = positive_int("Remote", "limit", limit)
         self.redeliver_after = positive_seconds("Remote", "redeliver_after", redeliver_after)
         self.worker: Worker | None = Worker(registry, concurrency=concurrency) if self.url is None else None
-        self._broker: AsyncBroker | None = None
+        # The connection: started by its first user, stopped by its last.
+        self._starting: asyncio.Future[AsyncBroker] | None = None
         self._users = 0
 
     async def __aenter__(self) -> Self:
@@ -210,23 +211,42 @@ class Remote:
     ) -> None:
         await self._disconnect()
 
+    @property
+    def _broker(self) -> AsyncBroker | None:
+        """The connection's broker, once it has started."""
+        return None if self._starting is None else _started(self._starting)
+
     async def _connect(self) -> AsyncBroker:
-        if self._broker is None:
-            if self.url is None:
-                broker: AsyncBroker = memory_broker()
-                assert self.worker is not None
-                self.worker._attach(broker)
-            else:
-                broker = redis_broker(self.url, self.queue, self.redeliver_after)
-            await broker.startup()
-            self._broker = broker
         self._users += 1
-        return self._broker
+        try:
+            if self._starting is None:
+                # One start for every user: flow groups call stubs side by side.
+                self._starting = asyncio.ensure_future(self._start())
+            return await asyncio.shield(self._starting)
+        except BaseException:
+            await self._disconnect()
+            raise
+
+    async def _start(self) -> AsyncBroker:
+        if self.url is None:
+            broker: AsyncBroker = memory_broker()
+            assert self.worker is not None
+            self.worker._attach(broker)
+        else:
+            broker = redis_broker(self.url, self.queue, self.redeliver_after)
+        await broker.startup()
+        return broker
 
     async def _disconnect(self) -> None:
         self._users -= 1
-        if self._users == 0 and self._broker is not None:
-            broker, self._broker = self._broker, None
+        if self._users > 0 or self._starting is None:
+            return
+        starting, self._starting = self._starting, None
+        if not starting.done():
+            starting.cancel()  # its last user left before it started
+            return
+        broker = _started(starting)
+        if broker is not None:
             wait_all = getattr(broker, "wait_all", None)
             if wait_all is not None:  # the embedded worker's tasks end before it does
                 await wait_all()
@@ -281,7 +301,8 @@ class Remote:
         if isinstance(calls, list | tuple):
             for one in calls:
                 _check_call(one)
-        return await self._pool().amap(self._run, calls)
+        async with self._session():
+            return await self._pool().amap(self._run, calls)
 
     def map(self, task: Named[[X], R], inputs: Iterable[X]) -> list[R]:
         """``task(x)`` on workers for every input; results in input order (blocks; see ``amap``)."""
@@ -295,7 +316,8 @@ class Remote:
         async def one(value: X) -> R:
             return await self._run(Call(task, self._encode(task, (value,), {})))
 
-        return await self._pool().amap(one, inputs)
+        async with self._session():
+            return await self._pool().amap(one, inputs)
 
     def _pool(self) -> Pool:
         return Pool(limit=self.limit)
@@ -325,3 +347,9 @@ def _check_call(call: object) -> None:
     if not isinstance(call, Call):
         msg = f"Remote: expected a Call from remote.call(...), got {call!r} ({type(call).__name__})"
         raise TypeError(msg)
+
+
+def _started(starting: asyncio.Future[AsyncBroker]) -> AsyncBroker | None:
+    if not starting.done() or starting.cancelled() or starting.exception() is not None:
+        return None
+    return starting.result()

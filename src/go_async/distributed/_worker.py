@@ -28,12 +28,12 @@ _SHOWN_BYTES = 200
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class WorkerStats:
-    """What a worker has done so far; ``rejected`` counts messages it refused to run.
+    """What a worker has done so far: messages received, tasks running and ended, messages refused.
 
     Example::
 
         stats = worker.stats()
-        assert stats.received == stats.succeeded + stats.failed + stats.rejected + stats.running
+        log.info("%d done, %d failed, %d rejected", stats.succeeded, stats.failed, stats.rejected)
     """
 
     received: int = 0
@@ -56,7 +56,8 @@ class Worker:
     rejected: logged at ERROR, counted in ``stats().rejected``, answered
     with an error when it has an id, and never run.
 
-    ``python -m go_async.worker module:registry`` runs one from a shell.
+    ``ready`` is set while it takes messages. ``python -m go_async.worker
+    module:registry`` runs one from a shell.
 
     Example::
 
