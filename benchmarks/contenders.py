@@ -6,6 +6,9 @@ that nothing was lost. Peers are imported inside their function: a case's
 subprocess loads only the library it measures. ``go_async_before`` is plain
 go_async run on the source of an earlier commit (see ``run.py``), so this
 module imports nothing from go_async at the top that the earlier code lacks.
+The running pool (``async with Pool(...) as pool``, then ``submit``) is
+measured against the peers a user would pick for the same shape of code:
+TaskGroup + Semaphore, aiojobs' spawn and asyncio-pool's spawn.
 """
 
 from __future__ import annotations
@@ -18,21 +21,30 @@ from typing import Any, TypeVar
 from go_async import Args, Drain, Pool, Task
 
 WORKLOADS = ("noop", "sleep0", "collect")
-# The last commit before middleware and hooks: "go_async_before" runs its
-# source, so that the report can tell what they cost a pool that has none.
-BASELINE = "c85913d"
+# The last commit before one engine ran both `go` and the running pool:
+# "go_async_before" runs its source, so that the report can tell whether plain
+# `go` got slower.
+BASELINE = "718bd0d"
 # Contenders that only answer "what does this feature cost plain go_async".
 FEATURE_COSTS = (
     "go_async_before",
+    "go_async_timeout",
     "go_async_hooks",
     "go_async_middleware",
     "go_async_rate",
     "go_async_breaker",
     "aiometer_rate",
 )
+# What a user would pick instead of the running pool (`async with Pool(...)`,
+# then `submit`): the report's lead for the running pool is over the fastest.
+RUNNING_PEERS = ("tg_semaphore", "aiojobs", "asyncio_pool_spawn")
 # A rate that never holds a start back (one a nanosecond): what remains is
 # the cost of checking it.
 NEVER_BINDS = 10**9
+# A timeout no task comes near: what remains is the cost of arming it.
+NEVER_FIRES = 10.0
+# The bounded running pool's queue: submit waits while this many tasks wait to start.
+RUNNING_QUEUE = 1_000
 
 
 class Work:
@@ -246,6 +258,33 @@ def go_async_retry(work: Work, limit: int | None, n: int) -> None:
     Pool(limit=limit).go(base.with_input(i) for i in range(n))
 
 
+def go_async_running(work: Work, limit: int | None, n: int) -> None:
+    base = Task(work.task_fn)
+
+    async def main() -> None:
+        async with Pool(limit=limit) as pool:
+            for i in range(n):
+                await pool.submit(base.with_input(i))
+
+    asyncio.run(main())
+
+
+def go_async_running_bounded(work: Work, limit: int | None, n: int) -> None:
+    base = Task(work.task_fn)
+
+    async def main() -> None:
+        async with Pool(limit=limit).with_queue_size(RUNNING_QUEUE) as pool:
+            for i in range(n):
+                await pool.submit(base.with_input(i))
+
+    asyncio.run(main())
+
+
+def go_async_timeout(work: Work, limit: int | None, n: int) -> None:
+    base = Task(work.task_fn)
+    Pool(limit=limit).with_timeout(NEVER_FIRES).go(base.with_input(i) for i in range(n))
+
+
 def go_async_hooks(work: Work, limit: int | None, n: int) -> None:
     from go_async import Hooks  # noqa: PLC0415 - absent from the baseline's source
 
@@ -304,6 +343,7 @@ class Contender:
 
 UNLIMITED: tuple[int | None, ...] = (None,)
 NONE_AND_100: tuple[int | None, ...] = (None, 100)
+ONLY_100: tuple[int | None, ...] = (100,)
 LIMITED: tuple[int | None, ...] = (100, 1)
 ANY: tuple[int | None, ...] = (None, 100, 1)
 
@@ -323,6 +363,23 @@ CONTENDERS = {
         Contender("go_async", "go_async Pool.go", go_async, ANY, "go_async"),
         Contender("go_async_drain", "go_async + drain", go_async_drain, ANY, "go_async"),
         Contender("go_async_retry", "go_async + unused retry", go_async_retry, ANY, "go_async"),
+        Contender(
+            "go_async_running", "go_async running pool, submit", go_async_running, ONLY_100, "go_async"
+        ),
+        Contender(
+            "go_async_running_bounded",
+            f"go_async running pool, submit, queue of {RUNNING_QUEUE:,}",
+            go_async_running_bounded,
+            ONLY_100,
+            "go_async",
+        ),
+        Contender(
+            "go_async_timeout",
+            "go_async + a timeout that never fires",
+            go_async_timeout,
+            NONE_AND_100,
+            "go_async",
+        ),
         Contender("go_async_hooks", "go_async + a counting hook", go_async_hooks, NONE_AND_100, "go_async"),
         Contender(
             "go_async_middleware",
@@ -332,7 +389,11 @@ CONTENDERS = {
             "go_async",
         ),
         Contender(
-            "go_async_before", f"go_async at {BASELINE}, before hooks", go_async, NONE_AND_100, "baseline"
+            "go_async_before",
+            f"go_async at {BASELINE}, before the one engine",
+            go_async,
+            NONE_AND_100,
+            "baseline",
         ),
         Contender(
             "go_async_rate",
@@ -352,7 +413,7 @@ CONTENDERS = {
             "aiometer_rate",
             "aiometer + a max_per_second that never binds",
             aiometer_rate,
-            (100,),
+            ONLY_100,
             "peer_rate",
         ),
     ]

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import statistics
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import distributed
-from contenders import CONTENDERS, FEATURE_COSTS, WORKLOADS
+from contenders import BASELINE, CONTENDERS, FEATURE_COSTS, RUNNING_PEERS, RUNNING_QUEUE, WORKLOADS
 
 if TYPE_CHECKING:
     from distributed import Row
@@ -26,6 +26,21 @@ GO_ASYNC = "go_async"
 FLAT_MB = 10.0
 # Two runs of the same code differ by up to this much on a noisy 2-core machine.
 NOISE = 1.05
+# The running pool's lead over the fastest of the peers a user would pick instead.
+RUNNING_LEAD = 5.0
+# The running pool with a bounded queue keeps flat memory: no size's peak above
+# this many times the smallest size's, plus this many MB (a pool that kept each
+# submitted task would grow by hundreds of MB at 1,000,000).
+FLAT_FACTOR, FLAT_SLACK_MB = 1.5, 1.0
+# Issue 16: what each feature may cost plain `go` at limit 100, as the ratio of
+# their times measured in the same interleaved rounds (the worst workload).
+COST_TARGETS = (
+    ("go_async_timeout", "a timeout that never fires", 1.5),
+    ("go_async_hooks", "one counting hook", 1.3),
+    ("go_async_middleware", "one pass-through middleware", 1.5),
+    ("go_async_rate", "a rate limit that never binds", 1.5),
+    ("go_async_breaker", "a closed circuit breaker", 1.5),
+)
 
 
 class Figures:
@@ -127,7 +142,7 @@ def table(figures: Figures, loop: str, workload: str, limit: int | None) -> list
 
 
 def targets(figures: Figures, drain_ns: list[float], costs: Sequence[Case] = ()) -> list[str]:
-    """The goals of issue 3, each with what this run measured."""
+    """The goals of issues 3 and 16, each with what this run measured."""
     loop = "asyncio"
     sizes = figures.sizes(loop)
     if not sizes:
@@ -157,6 +172,7 @@ def targets(figures: Figures, drain_ns: list[float], costs: Sequence[Case] = ())
                 f"{ratio:.1f}× (closest: {peer}{bound})",
                 ratio >= factor,
             )
+    rows += running_targets(figures, loop, size)
     go, floor = (
         figures.ns(loop, "noop", 100, GO_ASYNC, size),
         figures.ns(loop, "noop", None, "sequential", size),
@@ -187,10 +203,22 @@ def targets(figures: Figures, drain_ns: list[float], costs: Sequence[Case] = ())
     if before:
         (workload, limit), ratio = min(before.items(), key=lambda item: item[1])
         row(
-            "no hooks, no middleware: as fast as the code before they existed (interleaved rounds)",
+            f"plain `go`: as fast as at {BASELINE}, the last commit before the one engine "
+            f"(interleaved rounds; {NOISE - 1:.0%} allowed for noise)",
             f"{1 / ratio:.2f}× at worst ({workload}, {LIMIT_TEXT[limit]})",
             1 / ratio <= NOISE,
         )
+    if ratios:
+        for key, feature, allowed in COST_TARGETS:
+            worst = max(
+                ((ratio, w) for (k, w, limit), ratio in ratios.items() if k == key and limit == 100),
+                default=None,
+            )
+            row(
+                f"limit 100, {feature}: within {allowed}× of plain `go` (interleaved rounds)",
+                "not measured" if worst is None else f"{worst[0]:.2f}× at worst ({worst[1]})",
+                None if worst is None else worst[0] <= allowed,
+            )
     rate_leads = {
         w: ratios[("aiometer_rate", w, 100)] / ratios[("go_async_rate", w, 100)]
         for w in WORKLOADS
@@ -215,6 +243,47 @@ def targets(figures: Figures, drain_ns: list[float], costs: Sequence[Case] = ())
             "`Drain.send`: ≥ 5 million values a second from one thread",
             f"{per_second / 1e6:.1f} million/s",
             per_second >= 5e6,
+        )
+    return rows
+
+
+def running_targets(figures: Figures, loop: str, size: int) -> list[str]:
+    """Issue 16's running pool: its lead over the peers at limit 100, and flat memory with a bounded queue."""
+    rows = []
+    text = (
+        f"running pool (`submit`), limit 100, noop: ≥ {RUNNING_LEAD:.0f}× less time per task than "
+        "the fastest of TaskGroup + Semaphore, aiojobs spawn, asyncio-pool spawn"
+    )
+    lead = lead_over_peers(figures, loop, "noop", 100, size, ours="go_async_running", peers=RUNNING_PEERS)
+    if lead is None:
+        rows.append(f"| {text} | not measured | — |")
+    else:
+        ratio, peer, fastest = lead
+        ours = fastest / ratio
+        bounded = lead_over_peers(
+            figures, loop, "noop", 100, size, ours="go_async_running_bounded", peers=RUNNING_PEERS
+        )
+        also = f"; with a queue of {RUNNING_QUEUE:,}: {bounded[0]:.1f}×" if bounded else ""
+        rows.append(
+            f"| {text} | {ratio:.1f}× (go_async {ours:,.0f} ns, {peer} {fastest:,.0f} ns{also}) "
+            f"| {'✓' if ratio >= RUNNING_LEAD else '✗'} |"
+        )
+    memory = [
+        (s, c.peak_mb)
+        for s in figures.sizes(loop)
+        if (c := figures.get(loop, "noop", 100, "go_async_running_bounded", s)) is not None
+        and c.peak_mb is not None
+    ]
+    if len(memory) > 1:
+        (smallest, first), *larger = memory
+        flat = all(peak <= FLAT_FACTOR * first + FLAT_SLACK_MB for _, peak in larger)
+        peaks = " / ".join(f"{peak:.1f}" for _, peak in memory)
+        sizes = " / ".join(f"{s:,}" for s, _ in memory)
+        rows.append(
+            f"| running pool with a queue of {RUNNING_QUEUE:,}, limit 100, noop: peak memory flat "
+            f"from {smallest:,} to {memory[-1][0]:,} submissions (each larger size's peak ≤ "
+            f"{FLAT_FACTOR}× the {smallest:,}'s + {FLAT_SLACK_MB:.0f} MB) | {peaks} MB at {sizes} "
+            f"| {'✓' if flat else '✗'} |"
         )
     return rows
 
@@ -247,8 +316,8 @@ def cost_table(costs: Sequence[Case]) -> list[str]:
         "",
         "Each contender's time per task ÷ plain go_async's, the two measured one after the other in "
         f"each of {max(c.round for c in costs)} rounds (so that a burst of noise hits both sides of a "
-        "ratio), in an order rotated each round; the median over rounds. For the code before hooks "
-        "existed the column reads today's time ÷ that code's: above 1 means today is slower.",
+        "ratio), in an order rotated each round; the median over rounds. For the code at "
+        f"{BASELINE} the column reads today's time ÷ that code's: above 1 means today is slower.",
         "",
         "| workload | " + " | ".join(CONTENDERS[key].label for key in keys) + " |",
         "|---|" + "---:|" * len(keys),
@@ -266,18 +335,30 @@ def cost_table(costs: Sequence[Case]) -> list[str]:
 
 
 def lead_over_peers(
-    figures: Figures, loop: str, workload: str, limit: int, size: int
+    figures: Figures,
+    loop: str,
+    workload: str,
+    limit: int,
+    size: int,
+    *,
+    ours: str = GO_ASYNC,
+    peers: Collection[str] | None = None,
 ) -> tuple[float, str, float] | None:
-    """go_async's lead over the fastest peer: the ratio, that peer, and its ns per task."""
-    go = figures.ns(loop, workload, limit, GO_ASYNC, size)
-    peers = [
+    """go_async's lead over the fastest peer: the ratio, that peer, and its ns per task.
+
+    ``ours`` is the go_async contender judged (plain ``Pool.go`` unless said);
+    ``peers`` the keys of those it is judged against (every peer unless said).
+    """
+    go = figures.ns(loop, workload, limit, ours, size)
+    rivals = [
         (ns, contender.label)
         for key, contender in CONTENDERS.items()
-        if contender.kind == "peer" and (ns := figures.ns(loop, workload, limit, key, size)) is not None
+        if (contender.kind == "peer" if peers is None else key in peers)
+        and (ns := figures.ns(loop, workload, limit, key, size)) is not None
     ]
-    if go is None or not peers:
+    if go is None or not rivals:
         return None
-    fastest, label = min(peers)
+    fastest, label = min(rivals)
     return fastest / go, label, fastest
 
 

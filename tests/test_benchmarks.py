@@ -12,8 +12,9 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
 import distributed
+import report
 import run
-from contenders import CONTENDERS, FEATURE_COSTS, WORKLOADS, Work
+from contenders import BASELINE, CONTENDERS, FEATURE_COSTS, RUNNING_PEERS, WORKLOADS, Work
 from report import Figures, markdown, targets
 from run import Case, plan
 
@@ -44,7 +45,40 @@ def test_the_full_plan_measures_what_the_targets_need() -> None:
                 assert ("asyncio", 100_000, workload, 100, key) in cases
     for size in (10_000, 100_000, 1_000_000):
         assert ("asyncio", size, "noop", 100, "go_async") in cases
+        assert ("asyncio", size, "noop", 100, "go_async_running_bounded") in cases  # its memory
+    for key in ("go_async_running", *RUNNING_PEERS):
+        assert ("asyncio", 100_000, "noop", 100, key) in cases
     assert ("uvloop", 100_000, "sleep0", 100, "go_async") in cases
+    at_a_million = {(workload, limit, key) for _, size, workload, limit, key in cases if size == 1_000_000}
+    assert ("sleep0", 100, "go_async_running_bounded") not in at_a_million
+    assert not {key for _, _, key in at_a_million} & {"go_async_running", *RUNNING_PEERS}
+
+
+def test_the_cases_a_target_needs_run_whatever_their_projection(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The bounded running pool's 1,000,000 no-op tasks are measured even if projected slow."""
+    ran: list[str] = []
+
+    def fake_run(case: Case, reps: int, python: str) -> None:
+        ran.append(case.contender)
+        case.ns_per_task, case.peak_mb = [1_000_000.0] * reps, 1.0
+
+    slow = [
+        Case("asyncio", "noop", 100, size, key)
+        for size in (10_000, 1_000_000)
+        for key in ("go_async_retry", "go_async_running_bounded")
+    ]
+    monkeypatch.setattr(run, "plan", lambda *, quick: slow)
+    monkeypatch.setattr(run, "cost_plan", lambda *, quick: [])
+    monkeypatch.setattr(run, "run_case", fake_run)
+    monkeypatch.setattr(run, "drain_send_ns", lambda reps: [100.0] * reps)
+    monkeypatch.setattr(distributed, "measure", lambda *, quick, reps: [])
+    monkeypatch.setattr(report, "chart", lambda cases, path: None)
+    monkeypatch.setattr(sys, "argv", ["run.py", "--out", str(tmp_path)])
+    run.main()
+    assert ran == ["go_async_retry", "go_async_running_bounded", "go_async_running_bounded"]
+    assert slow[2].skipped.startswith("skipped: projected")
 
 
 @pytest.mark.parametrize(("closest_peer_ns", "met"), [(8_000.0, "✓"), (7_900.0, "✗")])
@@ -63,6 +97,78 @@ def test_the_lead_over_peers_is_judged_against_the_fastest_peer(closest_peer_ns:
         in row
     )
     assert row.endswith(f"| {met} |")
+
+
+@pytest.mark.parametrize(("closest_peer_ns", "met"), [(5_000.0, "✓"), (4_900.0, "✗")])
+def test_the_running_pool_is_judged_against_the_fastest_of_its_peers(
+    closest_peer_ns: float, met: str
+) -> None:
+    """5x less time per task than the fastest of TaskGroup + Semaphore, aiojobs and asyncio-pool spawn."""
+    cases = [
+        case("noop", 100, "go_async_running", 1_000),
+        case("noop", 100, "go_async_running_bounded", 1_250),
+        case("noop", 100, "tg_semaphore", closest_peer_ns),
+        case("noop", 100, "aiojobs", 20_000),
+        case("noop", 100, "asyncio_pool_spawn", 9_000),
+        case("noop", 100, "asyncio_pool_map", 100),  # not a peer of the running pool
+    ]
+    [row] = [r for r in targets(Figures(cases), []) if r.startswith("| running pool (`submit`)")]
+    assert row == (
+        "| running pool (`submit`), limit 100, noop: ≥ 5× less time per task than the fastest of "
+        "TaskGroup + Semaphore, aiojobs spawn, asyncio-pool spawn | "
+        f"{closest_peer_ns / 1_000:.1f}× (go_async 1,000 ns, TaskGroup + Semaphore {closest_peer_ns:,.0f} "
+        f"ns; with a queue of 1,000: {closest_peer_ns / 1_250:.1f}×) | {met} |"
+    )
+    [missing] = [r for r in targets(Figures(cases[2:]), []) if r.startswith("| running pool (`submit`)")]
+    assert missing.endswith("| not measured | — |")
+
+
+@pytest.mark.parametrize(("peak_at_a_million", "met"), [(2.5, "✓"), (2.6, "✗")])
+def test_the_bounded_running_pools_memory_is_judged_flat(peak_at_a_million: float, met: str) -> None:
+    """Flat: no larger size's peak above 1.5 times the smallest size's plus 1 MB."""
+    cases = [
+        case("noop", 100, "go_async_running_bounded", 1_000, size=size, mb=mb)
+        for size, mb in ((10_000, 1.0), (100_000, 0.9), (1_000_000, peak_at_a_million))
+    ]
+    [row] = [r for r in targets(Figures(cases), []) if "peak memory flat" in r]
+    assert row == (
+        "| running pool with a queue of 1,000, limit 100, noop: peak memory flat from 10,000 to "
+        "1,000,000 submissions (each larger size's peak ≤ 1.5× the 10,000's + 1 MB) | "
+        f"1.0 / 0.9 / {peak_at_a_million:.1f} MB at 10,000 / 100,000 / 1,000,000 | {met} |"
+    )
+
+
+def test_each_features_cost_at_limit_100_is_judged_against_its_own_bound() -> None:
+    """A timeout, a middleware, a rate limit and a breaker may cost 1.5x; a counting hook 1.3x."""
+    ratios = {
+        "go_async_timeout": 1.5,
+        "go_async_hooks": 1.35,
+        "go_async_middleware": 1.2,
+        "go_async_rate": 1.6,
+    }
+    costs = [
+        cost(workload, limit, key, 1_000 * ratio * scale * (2 if limit is None else 1), number)
+        for number in (1, 2, 3)
+        for workload, scale in (("noop", 1.0), ("sleep0", 0.9))  # noop is the worst workload
+        for limit in (None, 100)  # features cost twice as much with no limit, which is not judged
+        for key, ratio in ratios.items()
+    ] + [
+        cost(w, limit, "go_async", 1_000, number)
+        for number in (1, 2, 3)
+        for w in WORKLOADS
+        for limit in (None, 100)
+    ]
+    rows = targets(Figures([case("noop", 100, "go_async", 1_000)]), [], costs)
+    expected = {
+        "a timeout that never fires: within 1.5×": "1.50× at worst (noop) | ✓",
+        "one counting hook: within 1.3×": "1.35× at worst (noop) | ✗",
+        "one pass-through middleware: within 1.5×": "1.20× at worst (noop) | ✓",
+        "a rate limit that never binds: within 1.5×": "1.60× at worst (noop) | ✗",
+        "a closed circuit breaker: within 1.5×": "not measured | —",
+    }
+    for text, measured in expected.items():
+        [row] = [r for r in rows if f"| limit 100, {text} of plain `go` (interleaved rounds) |" in r]
+        assert row.endswith(f"| {measured} |")
 
 
 def test_memory_flatness_and_drain_speed_are_judged() -> None:
@@ -124,12 +230,17 @@ def test_no_hooks_is_judged_against_the_code_before_hooks_round_by_round(now_ns:
             cost("noop", 100, "go_async_retry", 1.2 * now_ns * noise, number),
         ]
     figures = Figures([case("noop", 100, "go_async", now_ns)])
-    [row] = [r for r in targets(figures, [], costs) if "as fast as the code before" in r]
+    [row] = [r for r in targets(figures, [], costs) if "plain `go`: as fast as at" in r]
+    assert row.startswith(f"| plain `go`: as fast as at {BASELINE}, the last commit before the one engine")
     assert row.endswith(f"| {now_ns / 1_000:.2f}× at worst (noop, limit 100) | {met} |")
     [retry] = [r for r in targets(figures, [], costs) if "a retry policy that never fires" in r]
     assert retry.endswith("| 1.20× at worst (noop, limit 100) | ✓ |")
     text = markdown([case("noop", 100, "go_async", now_ns)], [], MACHINE, 60.0, quick=False, costs=costs)
-    labels = ["go_async + unused retry", "go_async + a counting hook", "go_async at c85913d, before hooks"]
+    labels = [
+        "go_async + unused retry",
+        "go_async + a counting hook",
+        f"go_async at {BASELINE}, before the one engine",
+    ]
     assert f"| workload | {' | '.join(labels)} |" in text
     assert f"| noop, limit 100 | 1.20× | 2.00× | {now_ns / 1_000:.2f}× |" in text
 
@@ -143,7 +254,7 @@ def test_a_rate_limit_is_judged_against_aiometers_in_the_same_rounds(aiometer_ns
         for key, ns in (("go_async", 500), ("go_async_rate", 1_500), ("aiometer_rate", aiometer_ns))
     ]
     figures = Figures([case("noop", 100, "go_async", 500)])
-    [row] = [r for r in targets(figures, [], costs) if "a rate limit that never binds" in r]
+    [row] = [r for r in targets(figures, [], costs) if "faster than aiometer" in r]
     assert row.endswith(f"| {aiometer_ns / 1_500:.1f}× at worst (noop) | {met} |")
 
 

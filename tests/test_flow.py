@@ -153,7 +153,7 @@ def test_callbacks_run_in_the_pool_on_success_and_on_error() -> None:
             self.names: list[str] = []
 
         def task_started(self, args: Args[Any]) -> None:
-            self.names.append(args.task._core.title)
+            self.names.append(args.task._spec.title)
 
     hooks = Started()
     pool = Pool(hooks=[hooks])

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from go_async import Args, Drain, Hooks, Pool, Task, WaitLog
-from go_async._hooks import HookSet
-from go_async._run import Run
+from go_async._hookset import HookSet
+from go_async._runner import Runner
 
 
 class Recorder(Hooks):
@@ -132,20 +132,20 @@ def test_only_the_overridden_events_are_called() -> None:
             pass
 
     hook = FailuresOnly()
-    hook_set = HookSet.of([hook])
+    hook_set = HookSet.of([hook], Hooks)
     assert hook_set is not None
     assert hook_set.task_started == ()
     assert hook_set.task_failed == (hook.task_failed,)
-    assert HookSet.of([]) is None
+    assert HookSet.of([], Hooks) is None
 
 
 def test_without_hooks_or_middleware_tasks_take_the_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:
     """No hooks: the worker awaits the task itself, never the path that calls hooks."""
 
-    async def not_here(*_: object) -> None:
+    def not_here(*_: object) -> None:
         raise AssertionError("the slow path ran")
 
-    monkeypatch.setattr(Run, "_run_task", not_here)
+    monkeypatch.setattr(Runner, "plan", not_here)
     out: Drain[int] = Drain()
 
     async def send(args: Args[int]) -> None:
@@ -153,8 +153,9 @@ def test_without_hooks_or_middleware_tasks_take_the_fast_path(monkeypatch: pytes
 
     Pool(limit=4).go(Task(send).drain_to(out).with_input(n) for n in range(10))
     assert sorted(out.drain()) == list(range(10))
-    with pytest.raises(ExceptionGroup):
+    with pytest.raises(ExceptionGroup) as raised:
         Pool(limit=4, hooks=[Recorder()]).go([Task(send).drain_to(out).with_input(0)])
+    assert raised.group_contains(AssertionError, match="the slow path ran")
 
 
 def test_a_running_pool_tells_queued_started_and_cancelled() -> None:

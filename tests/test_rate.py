@@ -119,7 +119,7 @@ def test_a_task_rate_limit_applies_in_a_running_pool_and_with_a_count() -> None:
 
     asyncio.run(main())
     assert starts == [0, 2, 4]
-    assert Task(record).with_rate_limit(5, per=2)._core.rate is not None
+    assert Task(record).with_rate_limit(5, per=2)._spec.layers.rate is not None
 
 
 @given(
@@ -189,6 +189,6 @@ def test_bad_rate_limits_are_refused_naming_the_call() -> None:
 def test_a_pool_without_a_rate_limit_again() -> None:
     limited = Pool().with_rate_limit(10)
     assert "rate=RateLimit(10, per=1.0)" in repr(limited)
-    assert limited.with_rate_limit(None)._rate is None
+    assert limited.with_rate_limit(None)._settings.layers.rate is None
     assert repr(RateLimit(3, per=2)) == "RateLimit(3, per=2.0)"
     assert (RateLimit(3, per=2).count, RateLimit(3, per=2).per) == (3, 2.0)

@@ -17,13 +17,14 @@ from ._breaker import CircuitBreaker, CircuitOpenError, CircuitState
 from ._clock import Clock, ManualClock
 from ._drain import Drain
 from ._flow import Flow, FlowError, Step, call, group, prepend, step
-from ._hooks import Hooks
-from ._middleware import CallNext, CatchErrors, LogTasks, Middleware, Timing
-from ._pool import Pool
+from ._handle import Handle
+from ._middleware import CatchErrors, LogTasks, Timing
+from ._pool import Hooks, Pool
 from ._rate import RateLimit
+from ._running import QueueFull, RunningPool
 from ._schedule import Schedule
-from ._service import Handle, PoolStats, QueueFull, RunningPool
-from ._task import Args, Task
+from ._stats import PoolStats
+from ._task import Args, CallNext, Middleware, Task, TaskPool
 from ._testing import WaitLog, set_testing
 from ._topic import Subscription, Topic
 
@@ -52,6 +53,7 @@ __all__ = [
     "Step",
     "Subscription",
     "Task",
+    "TaskPool",
     "Timing",
     "Topic",
     "WaitLog",

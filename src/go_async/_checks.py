@@ -7,7 +7,9 @@ parameter and the value, so the traceback points at the user's line.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable
 from datetime import timedelta
+from typing import Any, cast
 
 
 def integer(where: str, name: str, value: object) -> int:
@@ -76,3 +78,21 @@ def label(where: str, name: str, value: object) -> str:
         msg = f"{where}: {name} must not be empty"
         raise ValueError(msg)
     return value
+
+
+def callables(where: str, name: str, values: object, shape: str) -> tuple[Callable[..., Any], ...]:
+    """``values`` as a tuple of callables, or a TypeError naming the first entry that is not one."""
+    if callable(values) or not isinstance(values, Iterable):
+        kind = type(values).__name__
+        msg = f"{where}: {name} must be an iterable of {name}, got {values!r} ({kind})"
+        raise TypeError(msg)
+    checked: list[Callable[..., Any]] = []
+    for index, each in enumerate(cast("Iterable[object]", values)):
+        if not callable(each):
+            msg = (
+                f"{where}: {name}[{index}] must be an async callable {shape}, "
+                f"got {each!r} ({type(each).__name__})"
+            )
+            raise TypeError(msg)
+        checked.append(each)
+    return tuple(checked)

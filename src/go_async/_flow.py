@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import itertools
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any, Generic, TypeVar, TypeVarTuple, cast
 
-from ._pool import Pool, _refuse_to_block
+from ._calls import refuse_to_block
+from ._pool import Pool
 from ._retry import DEFAULT_MAX_WAIT
-from ._run import Run
-from ._service import RunningPool
-from ._stage import effective_limit
-from ._task import Args, Origin, Task, _describe, make_args, run_numbers
+from ._running import RunningPool
+from ._spec import describe
+from ._task import Args, Task
 
 A_contra = TypeVar("A_contra", contravariant=True)
 B_co = TypeVar("B_co", covariant=True)
@@ -103,7 +101,7 @@ class Flow(Generic[A_contra, B_co]):
 
     def run(self, value: A_contra, pool: Pool | None = None) -> B_co:
         """Run the flow on ``value`` in ``pool`` (a pool with no limit by default); blocks, for scripts."""
-        _refuse_to_block("Flow.run()", "await flow.arun(value, pool)")
+        refuse_to_block("Flow.run()", "await flow.arun(value, pool)")
         return asyncio.run(self.arun(value, pool))
 
     async def arun(self, value: A_contra, pool: Pool | RunningPool | None = None) -> B_co:
@@ -113,22 +111,15 @@ class Flow(Generic[A_contra, B_co]):
         submitted to it like any task: its queue, priorities and limits apply.
         """
         if isinstance(pool, RunningPool):
-            return cast("B_co", await _Runner(pool._config, pool).flow(self, value, ""))
+            return cast("B_co", await _Runner(pool).flow(self, value, ""))
         config = Pool() if pool is None else pool
         if not isinstance(config, Pool):
             kind = type(pool).__name__
             msg = f"Flow.arun(value, pool): pool must be a Pool or a RunningPool, got {pool!r} ({kind})"
             raise TypeError(msg)
-        runner = _Runner(config)
-        hooks = config._hooks
-        if hooks is not None:
-            hooks.emit(hooks.pool_started, config)
-        try:
-            return cast("B_co", await runner.flow(self, value, ""))
-        finally:
-            runner.run.close()
-            if hooks is not None:
-                hooks.emit(hooks.pool_closed, config)
+        # Each step is a task of a running pool opened for this run.
+        async with config as running:
+            return cast("B_co", await _Runner(running).flow(self, value, ""))
 
     def __repr__(self) -> str:
         return f"Flow({' -> '.join(_stage_text(stage) for stage in self._stages)})"
@@ -242,29 +233,12 @@ def group(*flows: Flow[X, R]) -> Flow[X, list[R]]:
 
 
 class _Runner:
-    """One run of a flow: the pool's settings, its limit, and where each step's result goes."""
+    """One run of a flow: each step is submitted to the running pool, and its handle gives its result."""
 
-    __slots__ = ("_indexes", "_origin", "_room", "_running", "_values", "run")
+    __slots__ = ("_pool",)
 
-    def __init__(self, pool: Pool, running: RunningPool | None = None) -> None:
-        # In a running pool, steps are submitted to it; else they run here.
-        self._running = running
-        self._values: dict[int, Any] = {}
-        number = next(run_numbers)
-        limit = effective_limit(pool._limit)
-        self.run = Run(
-            default_retry=pool._retry,
-            thread_limit=limit,
-            default_timeout=pool._timeout,
-            number=number,
-            middleware=pool._middleware,
-            hooks=pool._hooks,
-            keep=self._values.__setitem__,
-            rate=pool._rate,
-        )
-        self._origin = Origin(number, None)
-        self._indexes = itertools.count()
-        self._room = asyncio.Semaphore(limit) if limit is not None else None
+    def __init__(self, pool: RunningPool) -> None:
+        self._pool = pool
 
     async def flow(self, flow: Flow[Any, Any], value: Any, where: str) -> Any:
         try:
@@ -289,21 +263,11 @@ class _Runner:
         return await self.flow(stage, value, f"{where}.")
 
     async def step(self, step: Step[Any, Any], value: Any, where: str) -> Any:
-        if self._running is not None:
-            handle = await self._running.submit(step._task.with_input(value))
-            try:
-                await handle
-            except Exception as failure:
-                raise FlowError(where, step._task._core.title, failure) from failure
-            return handle._value
-        index = next(self._indexes)
-        args = make_args(step._task.with_input(value), self._origin, index)
-        async with self._slot():
-            await self.run.run_here(args)
-        if index in self._values:
-            return self._values.pop(index)
-        final = self._take_error(index)
-        raise FlowError(where, step._task._core.title, final) from final
+        handle = await self._pool.submit(step._task.with_input(value))
+        try:
+            return await handle
+        except Exception as failure:
+            raise FlowError(where, step._task._spec.title, failure) from failure
 
     async def group(self, group: _Group, value: Any, where: str) -> list[Any]:
         failures: dict[int, FlowError] = {}
@@ -327,18 +291,6 @@ class _Runner:
             raise first
         return [each.result() for each in running]
 
-    def _slot(self) -> contextlib.AbstractAsyncContextManager[Any]:
-        return self._room if self._room is not None else contextlib.nullcontext()
-
-    def _take_error(self, index: int) -> Exception:
-        errors = self.run._errors
-        for position, (at, error) in enumerate(errors):
-            if at == index:
-                del errors[position]
-                return error
-        msg = f"step {index} left neither a result nor an error"
-        raise AssertionError(msg)
-
 
 def _step_task(where: str, fn: object, body: Callable[[Args[Any]], Awaitable[Any]]) -> Task[Any]:
     if not callable(fn):
@@ -360,12 +312,12 @@ class _StepFn:
         return await self._body(args)
 
     def __repr__(self) -> str:
-        return _describe(self._fn)
+        return describe(self._fn)
 
 
 def _stage_text(stage: _Stage) -> str:
     if isinstance(stage, Step):
-        return stage._task._core.title
+        return stage._task._spec.title
     if isinstance(stage, _Group):
         return "group(" + ", ".join(repr(member) for member in stage.members) + ")"
     return repr(stage)

@@ -1,104 +1,21 @@
-"""Middleware: code that wraps every run of a task, and three ready-made ones."""
+"""Three ready-made middleware: logging, timing, and catching named errors (see ``Middleware``)."""
 
 from __future__ import annotations
 
 import inspect
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, Protocol, TypeVar, cast
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
 
 from ._checks import integer
-from ._task import Args
+from ._task import Args, CallNext
 
 R = TypeVar("R")
-R_co = TypeVar("R_co", covariant=True)
-
-
-class CallNext(Protocol[R_co]):
-    """What a middleware calls to run the rest: the next middleware, or the task itself.
-
-    The task runs with its retries and timeout; ``await call_next()`` returns
-    its result: ``None`` for a task, the function's value in ``map``.
-
-    Example::
-
-        async def log_start(args: Args[Any], call_next: CallNext[R]) -> R:
-            log.info("starting %s", args.id)
-            return await call_next()
-    """
-
-    def __call__(self) -> Awaitable[R_co]: ...
-
-
-class Middleware(Protocol):
-    """An async callable wrapping each run of a task: ``await call_next()`` runs the rest.
-
-    A middleware receives the task's ``Args`` (id, name, tags, input) and
-    must return what ``call_next()`` returned, or a result of its own; the
-    type checker holds it to that, so that no result is dropped on the way.
-    It wraps the whole run, retries and timeouts included. In
-    ``Pool(middleware=[a, b])`` ``a`` is outermost: it sees the task first
-    and its outcome last; a task's own ``with_middleware`` runs inside the
-    pool's.
-
-    Example::
-
-        async def timed(args: Args[Any], call_next: CallNext[R]) -> R:
-            started = time.perf_counter()
-            try:
-                return await call_next()
-            finally:
-                print(args.id, time.perf_counter() - started)
-
-        Pool(limit=8, middleware=[timed]).go(tasks)
-    """
-
-    def __call__(self, args: Args[Any], call_next: CallNext[R], /) -> Awaitable[R]: ...
-
-
-def check_middleware(where: str, middleware: object) -> tuple[Middleware, ...]:
-    """``middleware`` as a tuple, or a TypeError naming the first entry that is not callable."""
-    if callable(middleware) or not isinstance(middleware, Iterable):
-        kind = type(middleware).__name__
-        msg = f"{where}: middleware must be an iterable of middleware, got {middleware!r} ({kind})"
-        raise TypeError(msg)
-    checked: list[Middleware] = []
-    for index, each in enumerate(cast("Iterable[object]", middleware)):
-        if not callable(each):
-            msg = (
-                f"{where}: middleware[{index}] must be an async callable (args, call_next), "
-                f"got {each!r} ({type(each).__name__})"
-            )
-            raise TypeError(msg)
-        checked.append(cast("Middleware", each))
-    return tuple(checked)
-
-
-async def run_chain(middleware: tuple[Middleware, ...], args: Args[Any], last: CallNext[R]) -> R:
-    """Run ``last`` inside every middleware of ``middleware``, the first outermost."""
-    call = last
-    for each in reversed(middleware):
-        call = _Link(each, args, call)
-    return await call()
-
-
-class _Link:
-    """One middleware bound to its task and to the rest of the chain."""
-
-    __slots__ = ("_args", "_middleware", "_rest")
-
-    def __init__(self, middleware: Middleware, args: Args[Any], rest: CallNext[Any]) -> None:
-        self._middleware = middleware
-        self._args = args
-        self._rest = rest
-
-    def __call__(self) -> Awaitable[Any]:
-        return self._middleware(self._args, self._rest)
 
 
 def _describe(args: Args[Any]) -> str:
-    return f"{args.task._core.title} {args.id}"
+    return f"{args.task._spec.title} {args.id}"
 
 
 class LogTasks:

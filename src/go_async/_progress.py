@@ -5,10 +5,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any, Literal
 
-from ._hooks import Hooks
-
 if TYPE_CHECKING:
-    from ._pool import Pool
     from ._task import Args
 
 #: What ``progress=`` takes: ``True`` picks tqdm if it is installed, else rich.
@@ -17,8 +14,10 @@ ProgressChoice = bool | Literal["tqdm", "rich"]
 _EXTRAS = {"tqdm": "go-async[tqdm]", "rich": "go-async[rich]"}
 
 
-def progress_hooks(where: str, choice: object, total: int | None, description: str) -> Hooks | None:
+def progress_hooks(where: str, choice: object, total: int | None, description: str) -> object | None:
     """The hooks that draw the bar ``choice`` asks for, or ``None`` for no bar.
+
+    A bar has methods named as ``Hooks``' events, for the ones it hears of.
 
     Raises at once (before anything runs) if ``choice`` is not one of
     ``ProgressChoice``, or if the library it needs is not installed.
@@ -50,11 +49,11 @@ def _importable(library: str) -> bool:
     return True
 
 
-def _bar(library: str, total: int | None, description: str) -> Hooks:
+def _bar(library: str, total: int | None, description: str) -> object:
     return _TqdmBar(total, description) if library == "tqdm" else _RichBar(total, description)
 
 
-class _TqdmBar(Hooks):
+class _TqdmBar:
     """A tqdm bar: one step per task that ends, with the failures counted beside it."""
 
     def __init__(self, total: int | None, description: str) -> None:
@@ -63,7 +62,7 @@ class _TqdmBar(Hooks):
         self._failed = 0
         self._bar: Any = None
 
-    def pool_started(self, pool: Pool) -> None:
+    def pool_started(self, pool: object) -> None:
         from tqdm import tqdm  # noqa: PLC0415 - an optional extra
 
         self._bar = tqdm(total=self._total, desc=self._description, unit="task")
@@ -79,11 +78,11 @@ class _TqdmBar(Hooks):
     def task_cancelled(self, args: Args[Any]) -> None:
         self._bar.update(1)
 
-    def pool_closed(self, pool: Pool) -> None:
+    def pool_closed(self, pool: object) -> None:
         self._bar.close()
 
 
-class _RichBar(Hooks):
+class _RichBar:
     """A rich progress bar: one step per task that ends, the failures in its description."""
 
     def __init__(self, total: int | None, description: str) -> None:
@@ -93,7 +92,7 @@ class _RichBar(Hooks):
         self._progress: Any = None
         self._bar: Any = None
 
-    def pool_started(self, pool: Pool) -> None:
+    def pool_started(self, pool: object) -> None:
         from rich.progress import Progress  # noqa: PLC0415 - an optional extra
 
         self._progress = Progress()
@@ -111,5 +110,5 @@ class _RichBar(Hooks):
     def task_cancelled(self, args: Args[Any]) -> None:
         self._progress.advance(self._bar)
 
-    def pool_closed(self, pool: Pool) -> None:
+    def pool_closed(self, pool: object) -> None:
         self._progress.stop()

@@ -49,14 +49,22 @@ class RateLimit:
         """The period, in seconds."""
         return self._per
 
+    @property
+    def clock(self) -> Clock:
+        """The clock it reads and waits on."""
+        return self._clock
+
     async def acquire(self) -> None:
-        """Wait for the next turn to start; pools call it before each try."""
-        turn = self._take_turn()
+        """Wait for the next turn to start."""
+        turn = self.reserve()
         if turn is not None:
             await self._clock.sleep_until(turn)
 
-    def _take_turn(self) -> float | None:
-        """Take the next turn: ``None`` to start now, else the clock time to wait for."""
+    def reserve(self) -> float | None:
+        """Take the next turn without waiting: ``None`` to start now, else the clock time it comes at.
+
+        Pools call it before each try, and wait on ``clock`` only when they must.
+        """
         now = self._clock.time()
         turns = self._turns
         # Turns are handed out in order, so they are sorted and the oldest is

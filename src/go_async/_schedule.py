@@ -7,21 +7,28 @@ import itertools
 from collections.abc import Generator, Iterator
 from datetime import timedelta
 from functools import partial
-from typing import TYPE_CHECKING, Any, Literal, get_args
+from typing import Any, Literal, Protocol, get_args
 
 from ._checks import positive_int, positive_seconds
 from ._checks import seconds as checked_seconds
 from ._clock import Clock
+from ._handle import Handle
 from ._task import Task
 from ._testing import jitter_source
-
-if TYPE_CHECKING:
-    from ._service import Handle, RunningPool
 
 Overlap = Literal["skip", "queue", "allow"]
 """What a schedule does when a run is due while the previous one still goes on (see ``Schedule``)."""
 
 _OVERLAPS: tuple[str, ...] = get_args(Overlap)
+
+
+class _Host(Protocol):
+    """The running pool a schedule submits its runs to."""
+
+    @property
+    def is_running(self) -> bool: ...
+    async def submit(self, task: Task[Any]) -> Handle[Any]: ...
+    def _schedule_ended(self, schedule: Schedule) -> None: ...
 
 
 class Schedule:
@@ -70,7 +77,7 @@ class Schedule:
 
     def __init__(
         self,
-        pool: RunningPool,
+        pool: _Host,
         task: Task[Any],
         due: Iterator[float],
         *,
@@ -122,12 +129,12 @@ class Schedule:
     def __repr__(self) -> str:
         times = "" if self._times is None else f"/{self._times}"
         return (
-            f"<Schedule {self._task._core.title} {self._overlap}: "
+            f"<Schedule {self._task._spec.title} {self._overlap}: "
             f"{self.started}{times} ticks, {self.skipped} skipped>"
         )
 
     def _start(self, group: asyncio.TaskGroup) -> None:
-        self._driver = group.create_task(self._drive(), name=f"go_async schedule {self._task._core.title}")
+        self._driver = group.create_task(self._drive(), name=f"go_async schedule {self._task._spec.title}")
         # Not in `_drive`'s finally: a driver cancelled before its first step never runs it.
         self._driver.add_done_callback(self._driver_ended)
 
@@ -146,11 +153,11 @@ class Schedule:
                 if self._overlap == "queue":
                     await self._runs_ended()
                 for _ in range(self._per_tick):
-                    if not self._pool._accepting:
+                    if not self._pool.is_running:
                         return  # shut down: its schedules are being cancelled
                     handle = await self._pool.submit(self._task)
                     self._live.add(handle)
-                    handle._ended.add_done_callback(partial(self._run_ended, handle))
+                    handle._on_end(self._run_ended)
                 self.started += 1
         except Exception as error:
             # Raised to the TaskGroup, it would cancel the whole pool: the
@@ -159,14 +166,19 @@ class Schedule:
             self._error = error
 
     async def _runs_ended(self) -> None:
+        # Wait without awaiting the runs' handles, which would count their
+        # failures as retrieved: the pool must still report them.
         while self._live:
-            await asyncio.wait([run._ended for run in self._live])
+            one_ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            for run in self._live:
+                run._on_end(partial(_settle, one_ended))
+            await one_ended
 
     def _driver_ended(self, _: object) -> None:
         self._driving = False
         self._check_ended()
 
-    def _run_ended(self, run: Handle[Any], _: object) -> None:
+    def _run_ended(self, run: Handle[Any]) -> None:
         self._live.discard(run)
         self._check_ended()
 
@@ -238,3 +250,8 @@ def check_schedule(
         positive_int(where, "per_tick", per_tick),
         overlap,  # type: ignore[return-value] # checked against _OVERLAPS just above
     )
+
+
+def _settle(future: asyncio.Future[None], _: object) -> None:
+    if not future.done():
+        future.set_result(None)

@@ -1,30 +1,33 @@
-"""Task[T], the immutable spec of one unit of work, and Args[T], what its function receives."""
+"""Task[T], the spec of one unit of work; Args[T], what its function receives; and the protocols
+its code meets: ``Middleware`` (code around a task), ``TaskPool`` (the pool it submits work to)."""
 
 from __future__ import annotations
 
 import enum
-import inspect
 import itertools
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar, overload
+from typing import Any, Generic, Protocol, Self, TypeVar, cast, overload
 
 from ._breaker import CircuitBreaker
-from ._checks import integer, label, timeout_seconds
+from ._checks import callables, integer, label, timeout_seconds
 from ._drain import Drain
+from ._handle import Handle
 from ._rate import RateLimit, rate_limit
 from ._retry import DEFAULT_MAX_WAIT, RetryPolicy
-
-if TYPE_CHECKING:
-    from ._middleware import Middleware
-    from ._service import RunningPool
+from ._runner import Runner
+from ._spec import Spec, is_async_callable
+from ._stats import PoolStats
+from ._topic import Topic, WhenFull
 
 T = TypeVar("T")
+R = TypeVar("R")
+R_co = TypeVar("R_co", covariant=True)
 
 
 class _Missing(enum.Enum):
-    MISSING = enum.auto()
+    MISSING = enum.auto()  # no input given: None is a valid input
 
 
 _MISSING = _Missing.MISSING
@@ -39,7 +42,7 @@ class Origin:
 
     __slots__ = ("number", "pool")
 
-    def __init__(self, number: int, pool: RunningPool | None) -> None:
+    def __init__(self, number: int, pool: TaskPool | None) -> None:
         self.number = number
         self.pool = pool
 
@@ -74,7 +77,7 @@ class Args(Generic[T]):
         self._index = 0
 
     @property
-    def pool(self) -> RunningPool:
+    def pool(self) -> TaskPool:
         """The running pool that runs this task, to submit more work to it.
 
         Only a pool opened with ``async with`` takes work while it runs; a
@@ -94,12 +97,12 @@ class Args(Generic[T]):
     @property
     def name(self) -> str | None:
         """The name given by ``Task.with_name``, if any."""
-        return self._task._core.name
+        return self._task._spec.name
 
     @property
     def tags(self) -> tuple[str, ...]:
         """The tags given by ``Task.with_tags``."""
-        return self._task._core.tags
+        return self._task._spec.tags
 
     @property
     def task(self) -> Task[T]:
@@ -118,7 +121,7 @@ class Args(Generic[T]):
     @property
     def drain(self) -> Drain[T]:
         """The drain given by ``Task.drain_to``."""
-        drain = self._task._core.drain
+        drain = self._task._spec.drain
         if drain is None:
             msg = f"{self._task!r} has no drain: give it one with .drain_to(drain)"
             raise LookupError(msg)
@@ -128,40 +131,74 @@ class Args(Generic[T]):
         return f"Args({self._task!r})"
 
 
-@dataclass(frozen=True, slots=True)
-class _Core:
-    """What every copy of a task that differs only by its input shares.
+class CallNext(Protocol[R_co]):
+    """What a middleware calls to run the rest: the next middleware, or the task itself.
 
-    Keeping it apart makes ``with_input``, which runs once per task in the hot
-    path of every pool, a copy of two references.
+    The task runs with its retries and timeout; ``await call_next()`` returns
+    its result: ``None`` for a task, the function's value in ``map``.
+
+    Example::
+
+        async def log_start(args: Args[Any], call_next: CallNext[R]) -> R:
+            log.info("starting %s", args.id)
+            return await call_next()
     """
 
-    fn: Callable[[Args[Any]], Awaitable[None] | None]
-    is_async: bool
-    drain: Drain[Any] | None = None
-    retry: RetryPolicy | None = None
-    timeout: float | None = None
-    name: str | None = None
-    tags: tuple[str, ...] = ()
-    priority: int = 0
-    middleware: tuple[Middleware, ...] = ()
-    rate: RateLimit | None = None
-    breaker: CircuitBreaker | None = None
-    # An async function with nothing of its own around it (a timeout,
-    # middleware, a rate limit, a breaker): the worker awaits it directly.
-    # Derived, so that the hot path reads one field.
-    plain: bool = field(init=False)
-    # The task's name, else its function's, for logs; and the name of the
-    # asyncio task that runs it, for debuggers and asyncio's introspection.
-    # Derived once, as the workers rename themselves for each task.
-    title: str = field(init=False)
-    label: str = field(init=False)
+    def __call__(self) -> Awaitable[R_co]: ...
 
-    def __post_init__(self) -> None:
-        alone = self.timeout is None and not self.middleware and self.rate is None and self.breaker is None
-        object.__setattr__(self, "plain", self.is_async and alone)
-        object.__setattr__(self, "title", self.name or _describe(self.fn))
-        object.__setattr__(self, "label", f"go_async {self.title}")
+
+class Middleware(Protocol):
+    """An async callable wrapping each run of a task: ``await call_next()`` runs the rest.
+
+    A middleware receives the task's ``Args`` (id, name, tags, input) and
+    must return what ``call_next()`` returned, or a result of its own; the
+    type checker holds it to that, so that no result is dropped on the way.
+    It wraps the whole run, retries and timeouts included. In
+    ``Pool(middleware=[a, b])`` ``a`` is outermost: it sees the task first
+    and its outcome last; a task's own ``with_middleware`` runs inside the
+    pool's.
+
+    Example::
+
+        async def timed(args: Args[Any], call_next: CallNext[R]) -> R:
+            started = time.perf_counter()
+            try:
+                return await call_next()
+            finally:
+                print(args.id, time.perf_counter() - started)
+
+        Pool(limit=8, middleware=[timed]).go(tasks)
+    """
+
+    def __call__(self, args: Args[Any], call_next: CallNext[R], /) -> Awaitable[R]: ...
+
+
+class TaskPool(Protocol):
+    """What a task sees of the running pool that runs it: ``args.pool`` (a ``RunningPool``).
+
+    Example::
+
+        async def crawl(args: Args[str]) -> None:
+            for link in await links(args.input):
+                await args.pool.submit(args.task.with_input(link))
+    """
+
+    @property
+    def is_running(self) -> bool: ...
+    @property
+    def limit(self) -> int | None: ...
+    async def submit(self, task: Task[T]) -> Handle[T]: ...
+    def submit_nowait(self, task: Task[T]) -> Handle[T]: ...
+    def sub(self, limit: int | None = None) -> TaskPool: ...
+    @overload
+    def topic(
+        self, name: str, kind: type[T], *, buffer: int = ..., when_full: WhenFull = ...
+    ) -> Topic[T]: ...
+    @overload
+    def topic(self, name: str, *, buffer: int = ..., when_full: WhenFull = ...) -> Topic[Any]: ...
+    def cancel(self) -> list[Handle[Any]]: ...
+    async def shutdown(self, timeout: float | timedelta | None = None) -> list[Handle[Any]]: ...  # noqa: ASYNC109
+    def stats(self) -> PoolStats: ...
 
 
 class Task(Generic[T]):
@@ -182,9 +219,9 @@ class Task(Generic[T]):
         Pool(limit=4).go(base.with_input(name) for name in ["ada", "bob"])
     """
 
-    __slots__ = ("_core", "_input")
+    __slots__ = ("_input", "_spec")
 
-    _core: _Core
+    _spec: Spec
     _input: T | _Missing
 
     @overload
@@ -195,13 +232,13 @@ class Task(Generic[T]):
         if not callable(fn):
             msg = f"Task(fn): fn must be a function taking Args, got {fn!r} ({type(fn).__name__})"
             raise TypeError(msg)
-        self._core = _Core(fn, _is_async_callable(fn))
+        self._spec = Spec(fn, is_async_callable(fn))
         self._input = _MISSING
 
     def with_input(self, value: T) -> Self:
         """A copy of this task whose ``args.input`` is ``value``."""
         task = _new(self.__class__)
-        task._core = self._core
+        task._spec = self._spec
         task._input = value
         return task
 
@@ -210,7 +247,7 @@ class Task(Generic[T]):
         if not isinstance(drain, Drain):
             msg = f"Task.drain_to(drain): drain must be a Drain, got {drain!r} ({type(drain).__name__})"
             raise TypeError(msg)
-        return self._with_core(replace(self._core, drain=drain))
+        return self._with(drain=drain)
 
     def with_retry(
         self,
@@ -226,7 +263,7 @@ class Task(Generic[T]):
         ``Exception`` is retried; the last error is the task's error.
         """
         retry = RetryPolicy.checked("Task.with_retry", attempts, sleep, max_wait)
-        return self._with_core(replace(self._core, retry=retry))
+        return self._with_layers(retry=retry)
 
     def with_timeout(self, seconds: float | timedelta | None) -> Self:
         """A copy of this task whose every try fails with ``TimeoutError`` after ``seconds``.
@@ -237,16 +274,16 @@ class Task(Generic[T]):
         its try fails once the function returns.
         """
         timeout = timeout_seconds("Task.with_timeout", seconds)
-        return self._with_core(replace(self._core, timeout=timeout))
+        return self._with_layers(timeout=timeout)
 
     def with_name(self, name: str) -> Self:
         """A copy of this task named ``name``, which ``args.name`` gives inside it."""
-        return self._with_core(replace(self._core, name=label("Task.with_name", "name", name)))
+        return self._with(name=label("Task.with_name", "name", name))
 
     def with_tags(self, *tags: str) -> Self:
         """A copy of this task with exactly these ``tags`` (``args.tags`` inside it)."""
         checked = tuple(dict.fromkeys(label("Task.with_tags", "tag", tag) for tag in tags))
-        return self._with_core(replace(self._core, tags=checked))
+        return self._with(tags=checked)
 
     def with_priority(self, priority: int) -> Self:
         """A copy of this task that a running pool starts before queued tasks of lower priority.
@@ -254,19 +291,15 @@ class Task(Generic[T]):
         Higher runs first; equal priorities run in the order they were
         submitted. The default is 0; negative values are allowed.
         """
-        return self._with_core(
-            replace(self._core, priority=integer("Task.with_priority", "priority", priority))
-        )
+        return self._with(priority=integer("Task.with_priority", "priority", priority))
 
     def with_middleware(self, *middleware: Middleware) -> Self:
         """A copy of this task wrapped in ``middleware`` too, inside the pool's (see ``Middleware``).
 
         Each call adds to the task's middleware, after what it had.
         """
-        from ._middleware import check_middleware  # noqa: PLC0415 - _middleware imports this module
-
         added = check_middleware("Task.with_middleware", middleware)
-        return self._with_core(replace(self._core, middleware=self._core.middleware + added))
+        return self._with_layers(middleware=self._spec.layers.middleware + added)
 
     @overload
     def with_rate_limit(self, limit: RateLimit, /) -> Self: ...
@@ -279,7 +312,7 @@ class Task(Generic[T]):
         every task given the same ``RateLimit`` object (see ``RateLimit``).
         It replaces the task's rate limit, if it had one.
         """
-        return self._with_core(replace(self._core, rate=rate_limit("Task.with_rate_limit", limit, per)))
+        return self._with_layers(rate=rate_limit("Task.with_rate_limit", limit, per))
 
     def with_circuit_breaker(self, breaker: CircuitBreaker) -> Self:
         """A copy of this task whose runs go through ``breaker`` (see ``CircuitBreaker``).
@@ -290,53 +323,26 @@ class Task(Generic[T]):
             kind = type(breaker).__name__
             msg = f"Task.with_circuit_breaker: breaker must be a CircuitBreaker, got {breaker!r} ({kind})"
             raise TypeError(msg)
-        return self._with_core(replace(self._core, breaker=breaker))
+        return self._with_layers(breaker=breaker)
 
     async def execute(self) -> None:
         """Run this task once on its own, with its retries, raising its final error."""
-        from ._run import run_alone  # noqa: PLC0415 - _run imports this module
-
-        await run_alone(self)
+        await Runner().run(self._spec, Args(self))
 
     def __repr__(self) -> str:
-        core = self._core
-        parts = [_describe(core.fn)]
-        if self._input is not _MISSING:
-            parts.append(f"input={self._input!r}")
-        if core.drain is not None:
-            parts.append(f"drain={core.drain!r}")
-        if core.retry is not None:
-            parts.append(f"retry={core.retry}")
-        if core.timeout is not None:
-            parts.append(f"timeout={core.timeout}s")
-        if core.name is not None:
-            parts.append(f"name={core.name!r}")
-        if core.tags:
-            parts.append(f"tags={core.tags!r}")
-        if core.priority:
-            parts.append(f"priority={core.priority}")
-        if core.middleware:
-            parts.append(f"middleware={[_describe(each) for each in core.middleware]}")
-        if core.rate is not None:
-            parts.append(f"rate={core.rate!r}")
-        if core.breaker is not None:
-            parts.append(f"breaker={core.breaker.name!r}")
-        return f"Task({', '.join(parts)})"
+        given = "" if self._input is _MISSING else f"input={self._input!r}"
+        return f"Task({self._spec.describe(given)})"
 
-    def _with_core(self, core: _Core) -> Self:
-        task = object.__new__(type(self))
-        task._core = core
+    def _with(self, **changes: Any) -> Self:
+        task = _new(type(self))
+        task._spec = replace(self._spec, **changes)
         task._input = self._input
         return task
 
-
-def _is_async_callable(fn: Callable[..., Any]) -> bool:
-    if inspect.iscoroutinefunction(fn):
-        return True
-    call = getattr(fn, "__call__", None)  # noqa: B004 - an instance with an async __call__
-    return not inspect.isroutine(fn) and inspect.iscoroutinefunction(call)
+    def _with_layers(self, **changes: Any) -> Self:
+        return self._with(layers=replace(self._spec.layers, **changes))
 
 
-def _describe(fn: Callable[..., Any]) -> str:
-    name = getattr(fn, "__qualname__", None)
-    return name if isinstance(name, str) else repr(fn)
+def check_middleware(where: str, middleware: object) -> tuple[Middleware, ...]:
+    """``middleware`` as a tuple, or a TypeError naming the first entry that is not callable."""
+    return cast("tuple[Middleware, ...]", callables(where, "middleware", middleware, "(args, call_next)"))

@@ -6,12 +6,9 @@ import asyncio
 import contextlib
 from collections import deque
 from types import TracebackType
-from typing import TYPE_CHECKING, Generic, Literal, Self, TypeVar, get_args
+from typing import Generic, Literal, Protocol, Self, TypeVar, get_args
 
 from ._checks import label, positive_int
-
-if TYPE_CHECKING:
-    from ._service import RunningPool
 
 T = TypeVar("T")
 
@@ -19,6 +16,12 @@ WhenFull = Literal["wait", "drop_oldest", "drop_newest"]
 """What publishing does when a subscriber's buffer is full (see ``Topic``)."""
 
 _WHEN_FULL: tuple[str, ...] = get_args(WhenFull)
+
+
+class _Owner(Protocol):
+    """The running pool whose topic this is: it counts its tasks that wait on a subscription."""
+
+    def _listening(self, change: int) -> bool: ...
 
 
 class Topic(Generic[T]):
@@ -72,7 +75,7 @@ class Topic(Generic[T]):
         # Publishers that wait for room deliver one at a time, so that every
         # subscriber sees the same order.
         self._delivering = asyncio.Lock()
-        self._owner: RunningPool | None = None
+        self._owner: _Owner | None = None
         # The event loop of the subscribers, for publishers in threads.
         self._loop: asyncio.AbstractEventLoop | None = None
         self.dropped = 0

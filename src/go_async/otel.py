@@ -23,12 +23,11 @@ except ImportError as missing:  # pragma: no cover - tested in a subprocess
     msg = "go_async.otel needs OpenTelemetry's API: pip install 'go-async[otel]'"
     raise ImportError(msg) from missing
 
-from ._hooks import Hooks, HookSet
-from ._middleware import CallNext
+from ._pool import Hooks, Pool
+from ._task import CallNext
 
 if TYPE_CHECKING:
     from ._breaker import CircuitBreaker, CircuitState
-    from ._pool import Pool
     from ._task import Args
 
 __all__ = ["OpenTelemetry"]
@@ -90,17 +89,15 @@ class OpenTelemetry(Hooks):
 
     def instrument(self, pool: P) -> P:
         """A copy of ``pool`` with these spans outermost of its middleware, and these metrics."""
-        instrumented = pool._copy()
-        instrumented._middleware = (self, *pool._middleware)
-        instrumented._hooks = HookSet.of((*pool._hook_list(), self))
-        return instrumented
+        middleware = pool._settings.layers.middleware
+        return pool._with_layers(middleware=(self, *middleware)).with_hooks(self)
 
     async def __call__(self, args: Args[Any], call_next: CallNext[R]) -> R:
         attributes = {"go_async.task.id": args.id, "go_async.task.tags": args.tags}
         if args.name is not None:
             attributes["go_async.task.name"] = args.name
         with self._tracer.start_as_current_span(
-            args.task._core.label,
+            args.task._spec.label,
             attributes=attributes,
             record_exception=False,
             set_status_on_exception=False,
@@ -174,4 +171,4 @@ class OpenTelemetry(Hooks):
 
 def _attributes(args: Args[Any]) -> dict[str, str]:
     # Only the name: ids would make every task a series of its own.
-    return {"go_async.task.name": args.task._core.title}
+    return {"go_async.task.name": args.task._spec.title}

@@ -19,8 +19,9 @@ Example::
 """
 
 try:
+    from ._errors import MessageRejected, RemoteError
     from ._registry import Named, Registry
-    from ._remote import Call, MessageRejected, Remote, RemoteError, RemoteHandle
+    from ._remote import Call, Remote, RemoteHandle
     from ._worker import Worker, WorkerStats
 except ModuleNotFoundError as missing:  # pragma: no cover - tested in a subprocess
     if (missing.name or "").partition(".")[0] not in {"pydantic", "redis", "taskiq", "taskiq_redis"}:

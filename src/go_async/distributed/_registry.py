@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 from collections.abc import Callable, Coroutine, Iterator
+from functools import partial
 from types import GenericAlias
 from typing import Any, Generic, ParamSpec, TypeVar, cast, get_type_hints, overload
 
 from pydantic import TypeAdapter, ValidationError
 
 from .._checks import label
+from .._task import Args, Task
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -120,13 +121,25 @@ class Named(Generic[P, R]):
             raise ValueError(msg) from None
         return args, kwargs
 
-    async def invoke(self, args: list[Any], kwargs: dict[str, Any]) -> object:
-        """Run the function (a plain ``def`` in a worker thread) and return its result as JSON data."""
+    def as_task(self, args: list[Any], kwargs: dict[str, Any]) -> Task[None]:
+        """The call as a task named after this function, whose value is its result as JSON data.
+
+        A worker runs it through its pool's layers like any task: an
+        ``async def`` on the event loop, a plain ``def`` in a worker thread.
+        """
+        fn = self.fn
+        encode = partial(self._result.dump_python, mode="json", warnings="error")
         if self._is_async:
-            value = await self.fn(*args, **kwargs)
-        else:
-            value = await asyncio.to_thread(self.fn, *args, **kwargs)
-        return self._result.dump_python(value, mode="json", warnings="error")
+
+            async def call_async(_: Args[None]) -> Any:
+                return encode(await fn(*args, **kwargs))
+
+            return Task(call_async).with_name(self.name)
+
+        def call(_: Args[None]) -> Any:
+            return encode(fn(*args, **kwargs))
+
+        return Task(call).with_name(self.name)
 
     def decode_result(self, data: object) -> R:
         """The typed result from its JSON data."""

@@ -14,9 +14,11 @@ from taskiq.abc.broker import AsyncBroker
 from taskiq.kicker import AsyncKicker
 from taskiq.result import TaskiqResult
 
+from .._calls import refuse_to_block
 from .._checks import label, positive_int, positive_seconds, timeout_seconds
-from .._pool import Pool, _refuse_to_block
+from .._pool import Pool
 from ._brokers import DEFAULT_QUEUE, MemoryResults, RedisResults, memory_broker, redis_broker
+from ._errors import MessageRejected, RemoteError
 from ._registry import Named, Registry
 from ._worker import URL_VARIABLE, Worker
 
@@ -27,39 +29,6 @@ X = TypeVar("X")
 # A result in Redis is polled for: often at first, then every 50 ms at most.
 _FIRST_POLL = 0.001
 _LAST_POLL = 0.05
-
-
-class RemoteError(Exception):
-    """A named task failed on a worker; its error arrives as data, never as a pickled object.
-
-    ``kind`` is the qualified name of the exception's type there
-    (``"builtins.ValueError"``), ``remote_traceback`` its traceback text.
-
-    Example::
-
-        try:
-            await remote.send(charge, order)
-        except RemoteError as error:
-            log.error("charge failed: %s\\n%s", error.kind, error.remote_traceback)
-    """
-
-    def __init__(self, task: str, task_id: str, kind: str, message: str, remote_traceback: str = "") -> None:
-        self.task = task
-        self.task_id = task_id
-        self.kind = kind
-        self.message = message
-        self.remote_traceback = remote_traceback
-        super().__init__(f"task {task!r} ({task_id}) failed on a worker: {kind}: {message}")
-
-
-class MessageRejected(RemoteError):
-    """The worker refused to run the task: its name or its arguments did not fit its registry.
-
-    Example::
-
-        except MessageRejected as error:
-            log.error("workers run an older registry? %s", error.message)
-    """
 
 
 class Call(Generic[R]):
@@ -155,7 +124,8 @@ class Remote:
 
     With no ``url`` (and no ``GO_ASYNC_BROKER_URL``), a worker is embedded:
     tasks run in this process, through taskiq's in-memory broker and the
-    same JSON path, at most ``concurrency`` at once (``remote.worker``).
+    same JSON path, at most ``concurrency`` at once (``remote.worker``),
+    through ``pool``'s layers (see ``Worker``).
     With ``url="redis://..."``, they run on the workers listening on
     ``queue`` (``python -m go_async.worker module:registry``).
 
@@ -186,6 +156,7 @@ class Remote:
         limit: int = 100,
         concurrency: int = 10,
         redeliver_after: float | timedelta = 30.0,
+        pool: Pool | None = None,
     ) -> None:
         if not isinstance(registry, Registry):
             msg = f"Remote: registry must be a Registry, got {registry!r} ({type(registry).__name__})"
@@ -197,7 +168,8 @@ class Remote:
         self.queue = label("Remote", "queue", queue)
         self.limit = positive_int("Remote", "limit", limit)
         self.redeliver_after = positive_seconds("Remote", "redeliver_after", redeliver_after)
-        self.worker: Worker | None = Worker(registry, concurrency=concurrency) if self.url is None else None
+        embedded = Worker(registry, concurrency=concurrency, pool=pool) if self.url is None else None
+        self.worker: Worker | None = embedded
         # The connection: started by its first user, stopped by its last.
         self._starting: asyncio.Future[AsyncBroker] | None = None
         self._users = 0
@@ -290,7 +262,7 @@ class Remote:
 
     def go(self, calls: Iterable[Call[R]]) -> list[R]:
         """Run the calls on workers and return their results in order (blocks; see ``ago``)."""
-        _refuse_to_block("Remote.go", "await remote.ago(...)")
+        refuse_to_block("Remote.go", "await remote.ago(...)")
         return asyncio.run(self.ago(calls))
 
     async def ago(self, calls: Iterable[Call[R]]) -> list[R]:
@@ -306,7 +278,7 @@ class Remote:
 
     def map(self, task: Named[[X], R], inputs: Iterable[X]) -> list[R]:
         """``task(x)`` on workers for every input; results in input order (blocks; see ``amap``)."""
-        _refuse_to_block("Remote.map", "await remote.amap(...)")
+        refuse_to_block("Remote.map", "await remote.amap(...)")
         return asyncio.run(self.amap(task, inputs))
 
     async def amap(self, task: Named[[X], R], inputs: Iterable[X]) -> list[R]:

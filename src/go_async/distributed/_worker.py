@@ -16,6 +16,10 @@ from taskiq.receiver import Receiver
 from taskiq.result import TaskiqResult
 
 from .._checks import label, positive_int, positive_seconds
+from .._pool import Pool
+from .._runner import Runner
+from .._task import Args
+from .._threads import Threads
 from ._brokers import DEFAULT_QUEUE, redis_broker
 from ._registry import Named, Registry
 
@@ -56,8 +60,11 @@ class Worker:
     rejected: logged at ERROR, counted in ``stats().rejected``, answered
     with an error when it has an id, and never run.
 
-    ``ready`` is set while it takes messages. ``python -m go_async.worker
-    module:registry`` runs one from a shell.
+    Each task runs through the task runner as a task of ``pool`` would:
+    its middleware (OpenTelemetry spans too), hooks, retry and timeout
+    apply; the worker's ``concurrency`` is its limit. ``ready`` is set while
+    it takes messages. ``python -m go_async.worker module:registry`` runs
+    one from a shell.
 
     Example::
 
@@ -65,7 +72,18 @@ class Worker:
         await worker.run(stop)  # until stop.set(), e.g. on SIGTERM
     """
 
-    __slots__ = ("_counts", "_slots", "concurrency", "queue", "ready", "redeliver_after", "registry", "url")
+    __slots__ = (
+        "_counts",
+        "_runner",
+        "_slots",
+        "concurrency",
+        "pool",
+        "queue",
+        "ready",
+        "redeliver_after",
+        "registry",
+        "url",
+    )
 
     def __init__(
         self,
@@ -75,6 +93,7 @@ class Worker:
         queue: str = DEFAULT_QUEUE,
         concurrency: int = 10,
         redeliver_after: float | timedelta = 30.0,
+        pool: Pool | None = None,
     ) -> None:
         if not isinstance(registry, Registry):
             msg = f"Worker: registry must be a Registry, got {registry!r} ({type(registry).__name__})"
@@ -88,6 +107,11 @@ class Worker:
         self.redeliver_after = positive_seconds("Worker", "redeliver_after", redeliver_after)
         self.ready = asyncio.Event()
         self._counts = dict.fromkeys(("received", "running", "succeeded", "failed", "rejected"), 0)
+        if pool is not None and not isinstance(pool, Pool):
+            msg = f"Worker: pool must be a Pool, got {pool!r} ({type(pool).__name__})"
+            raise TypeError(msg)
+        self.pool = Pool() if pool is None else pool
+        self._runner: Runner | None = None
         self._slots: asyncio.Semaphore | None = None
 
     def stats(self) -> WorkerStats:
@@ -128,6 +152,8 @@ class Worker:
     def _attach(self, broker: AsyncBroker) -> None:
         """Register the registry's tasks on ``broker``, run by this worker (with its limit)."""
         self._slots = asyncio.Semaphore(self.concurrency)
+        settings = self.pool._settings
+        self._runner = Runner(settings.layers, settings.events, Threads(self.concurrency))
         for named in self.registry:
             broker.register_task(self._handler(named), task_name=named.name)
         if isinstance(broker, InMemoryBroker):
@@ -147,11 +173,17 @@ class Worker:
                 positional, keywords = named.decode_arguments(kwargs)
             except ValueError as error:
                 return self._reject(str(error))
+            assert self._runner is not None  # attach() made it
+            task = named.as_task(positional, keywords)
             assert self._slots is not None  # attach() made it
+            # The broker hands over messages as they come (the in-memory one
+            # with no limit of its own): the worker's concurrency holds here.
             async with self._slots:
                 self._counts["running"] += 1
                 try:
-                    value = await named.invoke(positional, keywords)
+                    # Through the task runner, as a local pool runs a task: the
+                    # worker pool's middleware, hooks, retry and timeout apply.
+                    value = await self._runner.run(task._spec, Args(task))
                 except Exception as error:
                     self._counts["failed"] += 1
                     # INFO: the sender gets the error; rejections, which no sender may see, are ERRORs.

@@ -1,0 +1,254 @@
+"""One run of ``go``/``ago``/``map``/``as_completed``: workers pull tasks lazily from the user's iterable.
+
+Each worker is one coroutine for all its tasks, pulled straight from the
+iterable (no queue between), so a run keeps at most ``limit`` tasks alive.
+A bare task is awaited right in the worker; any other goes through the
+task runner (``_runner``), whose outcome the run records by position.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from operator import itemgetter
+from typing import Any, cast
+
+from ._drain import Drain
+from ._interrupts import Interrupts
+from ._runner import Call, Runner
+from ._settings import Settings
+from ._spec import Spec
+from ._task import Args, Origin, Task, run_numbers
+from ._threads import Threads
+
+_new = object.__new__
+# What a run pulls from once its supply has ended.
+_NO_MORE: Iterator[Any] = iter(())
+# The most workers a run adds in one loop iteration (see `_add_workers`).
+_MAX_BATCH = 100
+
+
+class Batch:
+    """The state of one run: its errors, the drains it feeds, its workers and threads.
+
+    ``keep(index, value)``, if given, receives each task's value (``map``);
+    ``await deliver(value)``, if given, too, and a worker takes no new task
+    until it returns (``as_completed``, whose reader sets the pace).
+    """
+
+    __slots__ = (
+        "_bare",
+        "_deliver",
+        "_errors",
+        "_fed",
+        "_interrupts",
+        "_keep",
+        "_number",
+        "_runner",
+        "_source_error",
+        "_specs",
+        "_threads",
+        "_total",
+    )
+
+    def __init__(
+        self,
+        settings: Settings,
+        keep: Callable[[int, Any], object] | None = None,
+        deliver: Callable[[Any], Awaitable[object]] | None = None,
+    ) -> None:
+        self._number = next(run_numbers)
+        self._threads = Threads(settings.run_limit)
+        self._runner = Runner(settings.layers, settings.events, self._threads)
+        self._keep = keep
+        self._deliver = deliver
+        # Nothing to do around a plain task but await it: the worker's fast path.
+        self._bare = self._runner.bare and keep is None and deliver is None
+        self._errors: list[tuple[int, Exception]] = []
+        self._fed: set[Drain[Any]] = set()
+        self._source_error: Exception | None = None
+        self._interrupts: Interrupts | None = None
+        self._specs: Iterator[Task[Any]] = _NO_MORE
+        self._total = 0
+
+    async def drive(self, tasks: Iterable[Task[Any]], limit: int | None) -> None:
+        """Run every task of ``tasks`` to its end, at most ``limit`` at a time."""
+        self._specs = iter(tasks)
+        self._interrupts = interrupts = Interrupts()
+        try:
+            async with asyncio.TaskGroup() as group:
+                await self._add_workers(group, limit)
+        except asyncio.CancelledError:
+            interrupts.reraise()  # the cancellation was ours: every task has unwound
+            raise
+        finally:
+            self.close()
+
+    async def _add_workers(self, group: asyncio.TaskGroup, limit: int | None) -> None:
+        # Workers pull their own tasks, so tasks that finish without waiting
+        # all run on the first worker. While tasks remain, each loop iteration
+        # adds a batch of workers (1, 2, 4... up to _MAX_BATCH), until the
+        # limit: a pool reaches its limit within a few iterations, a small
+        # run starts few idle workers, and without a limit no task waits long
+        # for a worker while others wait on something.
+        started, batch = 0, 1
+        while True:
+            if limit is not None:
+                batch = min(batch, limit - started)
+            for _ in range(batch):
+                group.create_task(self._work())
+            started += batch
+            if started == limit:
+                return
+            await asyncio.sleep(0)
+            if self._specs is _NO_MORE:
+                return
+            batch = min(2 * batch, _MAX_BATCH)
+
+    async def _work(self) -> None:
+        """Pull the run's next task and run it, until there are none left.
+
+        This is the hot path of every pool, so it stays flat: a bare task's
+        first try is awaited right here, retry or not; only a failure takes
+        the slower path.
+        """
+        me = cast("asyncio.Task[None]", asyncio.current_task())
+        origin = Origin(self._number, None)
+        runner = self._runner
+        bare = self._bare
+        hooks = runner.hooks
+        # What depends only on the task's spec (shared by every input of one
+        # task) is settled when the spec changes, not for each task: whether
+        # it is bare, else its layers composed once (see `Runner.plan`).
+        named: Spec | None = None
+        fast = False
+        call: Call | None = None
+        while True:
+            try:
+                task = next(self._specs)
+            except StopIteration:
+                self._specs = _NO_MORE
+                return
+            except Exception as error:
+                # The user's iterable failed: no new task starts, the running
+                # ones finish, and `raise_failures` reports it. Raising here
+                # instead would abort the TaskGroup.
+                error.add_note(f"raised by the tasks iterable after {self._total} tasks")
+                self._stop_supply(error)
+                return
+            if not isinstance(task, Task):
+                self._stop_supply(not_a_task(self._total, task))
+                return
+            index = self._total
+            self._total = index + 1
+            spec = task._spec
+            if spec is not named:
+                named = spec
+                # Name the worker after its task, for debuggers and asyncio's introspection.
+                me.set_name(spec.label)
+                if spec.drain is not None and spec.drain not in self._fed:
+                    self._feed(spec.drain)
+                fast = spec.plain and bare
+                if not fast:
+                    call = runner.plan(spec)
+
+            args: Args[Any] = _new(Args)  # pyright: ignore[reportUnknownVariableType]
+            args._task, args._origin, args._index = task, origin, index
+            failure = None
+            try:
+                if fast:
+                    await spec.fn(args)
+                else:
+                    # `Runner.run`, inlined: a coroutine less per task.
+                    assert call is not None
+                    if hooks is None:
+                        value = await call(args)
+                    else:
+                        started = runner.started(args)
+                        try:
+                            value = await call(args)
+                        except Exception as error:
+                            runner.failed(args, error, started)
+                            raise
+                        except BaseException:
+                            runner.cancelled(args)
+                            raise
+                        runner.succeeded(args, started)
+                    if self._keep is not None:
+                        self._keep(index, value)
+                    elif self._deliver is not None:
+                        await self._deliver(value)
+            except Exception as error:
+                failure = error
+            except (KeyboardInterrupt, SystemExit) as interrupt:
+                assert self._interrupts is not None
+                self._interrupts.catch(interrupt)
+            if failure is not None:
+                if fast:
+                    await self._settle(index, spec, args, failure)
+                else:
+                    self._errors.append((index, failure))
+            # A task that swallowed its CancelledError must not make a
+            # cancelled worker pull and start the next one.
+            if me.cancelling():
+                raise asyncio.CancelledError
+
+    async def _settle(self, index: int, spec: Spec, args: Args[Any], failure: Exception) -> None:
+        # A bare task's first try failed: retry it if its policy (or the
+        # pool's) says so, and record its final error otherwise.
+        try:
+            await self._runner.after_failure(spec, args, failure)
+        except Exception as error:
+            self._errors.append((index, error))
+        except (KeyboardInterrupt, SystemExit) as interrupt:
+            assert self._interrupts is not None
+            self._interrupts.catch(interrupt)
+
+    def _stop_supply(self, error: Exception) -> None:
+        self._source_error = error
+        self._specs = _NO_MORE
+
+    def _feed(self, drain: Drain[Any]) -> None:
+        # Readers of a drain wait until every run feeding it has ended.
+        self._fed.add(drain)
+        drain._begin_feed()
+
+    def close(self) -> None:
+        """End the run's feeds and threads (every thread call is done by now)."""
+        for drain in self._fed:
+            drain._end_feed()
+        self._fed.clear()
+        self._threads.close()
+
+    def errors(self) -> list[Exception]:
+        """The final error of each failed task, in submission order."""
+        return [error for _, error in sorted(self._errors, key=itemgetter(0))]
+
+    def raise_failures(self) -> None:
+        """Raise what went wrong: the tasks iterable's error, else all task errors."""
+        errors = self.errors()
+        if self._source_error is not None:
+            if errors:
+                self._source_error.add_note(f"{len(errors)} tasks failed too: see pool.errors()")
+            raise self._source_error
+        if errors:
+            msg = f"{len(errors)} of {self._total} tasks failed"
+            raise ExceptionGroup(msg, errors)
+
+
+def not_a_task(index: int, value: object) -> TypeError:
+    """The error for a value in the tasks iterable that is not a Task."""
+    hint = f": wrap the function as Task({getattr(value, '__name__', 'fn')})" if callable(value) else ""
+    return TypeError(f"tasks[{index}] must be a Task, got {value!r} ({type(value).__name__}){hint}")
+
+
+def check_tasks(tasks: Iterable[Task[Any]]) -> None:
+    """Refuse what is not an iterable of tasks; a list or tuple is checked whole."""
+    # Annotations do not bind untyped callers: check what we were given.
+    if isinstance(tasks, Task) or not isinstance(tasks, Iterable):
+        msg = f"Pool.go(tasks): tasks must be an iterable of Task, got {tasks!r} ({type(tasks).__name__})"
+        raise TypeError(msg)
+    if isinstance(tasks, list | tuple):
+        for index, task in enumerate(tasks):
+            if not isinstance(task, Task):
+                raise not_a_task(index, task)

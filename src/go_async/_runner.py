@@ -1,0 +1,224 @@
+"""The task runner: one task through its layers, for every way of running tasks.
+
+The layers, outermost first: hooks (``run``) → middleware → circuit breaker
+→ retry (entered only after a first failure) → per try: rate limit →
+timeout → the function (a plain ``def`` in a thread). ``plan`` composes a
+task's layers with its pool's once, into one callable whose awaitable is
+the outermost layer's own coroutine: a layer that is absent costs nothing,
+and one that is present adds its own work, not a wrapper around it.
+
+The entry points (``go``/``map``, the running pool, flows through it, the
+remote worker, ``Task.execute``) own what happens to an outcome; the bare
+task, with no layer at all, never comes here: workers await it directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from functools import partial
+from time import perf_counter
+from typing import Any
+
+from ._breaker import CircuitBreaker
+from ._deadlines import Deadlines
+from ._hookset import HookSet, emit
+from ._rate import RateLimit
+from ._retry import RetryPolicy, retry_after
+from ._spec import NO_LAYERS, Layers, MiddlewareFn, Spec
+from ._threads import Threads
+
+Call = Callable[[Any], Awaitable[Any]]
+# How many specs' plans a runner keeps.
+_PLANS_KEPT = 64
+
+
+class Runner:
+    """Runs tasks through their layers and the pool's: one per run or running pool.
+
+    ``retried`` counts the tasks that were tried again.
+
+    Example (what an entry point does with a task's ``Args``)::
+
+        runner = Runner(pool_layers, hooks, Threads(limit))
+        value = await runner.run(spec, args)  # or raises the task's final error
+    """
+
+    __slots__ = ("_deadlines", "_layers", "_notify_circuit", "_plans", "_threads", "hooks", "retried")
+
+    def __init__(
+        self, layers: Layers = NO_LAYERS, hooks: HookSet | None = None, threads: Threads | None = None
+    ):
+        self._layers = layers
+        self.hooks = hooks
+        self._threads = Threads(None) if threads is None else threads
+        self._deadlines = Deadlines()
+        self._notify_circuit = None
+        if hooks is not None and hooks.circuit_changed:
+            self._notify_circuit = partial(emit, hooks.circuit_changed)
+        self.retried = 0
+        # Plans by spec: every input of one task shares its spec. Bounded, as
+        # a run may go through any number of specs.
+        self._plans: dict[int, tuple[Spec, Call]] = {}
+
+    @property
+    def bare(self) -> bool:
+        """Whether a plain task (see ``Spec.plain``) needs nothing of this runner until it fails."""
+        layers = self._layers
+        return self.hooks is None and not layers.middleware and layers.rate is None and layers.timeout is None
+
+    async def run(self, spec: Spec, args: Any) -> Any:
+        """Run the task of ``args`` through every layer, hooks included: its value, or its final error.
+
+        The workers of ``go`` inline it, a coroutine less per task.
+        """
+        call = self.plan(spec)
+        hooks = self.hooks
+        if hooks is None:
+            return await call(args)
+        started = self.started(args)
+        try:
+            value = await call(args)
+        except Exception as error:
+            self.failed(args, error, started)
+            raise
+        except BaseException:  # cancelled, or KeyboardInterrupt/SystemExit
+            self.cancelled(args)
+            raise
+        self.succeeded(args, started)
+        return value
+
+    # --- the hooks around a task, for workers that inline ``run`` -----------------
+
+    def started(self, args: Any) -> float:
+        """Tell the hooks a task starts; the time it did, if they time tasks."""
+        hooks = self.hooks
+        assert hooks is not None
+        if hooks.task_started:
+            emit(hooks.task_started, args)
+        return perf_counter() if hooks.times_tasks else 0.0
+
+    def succeeded(self, args: Any, started: float) -> None:
+        hooks = self.hooks
+        assert hooks is not None
+        if hooks.task_succeeded:
+            emit(hooks.task_succeeded, args, perf_counter() - started)
+
+    def failed(self, args: Any, error: Exception, started: float) -> None:
+        hooks = self.hooks
+        assert hooks is not None
+        if hooks.task_failed:
+            emit(hooks.task_failed, args, error, perf_counter() - started)
+
+    def cancelled(self, args: Any) -> None:
+        hooks = self.hooks
+        if hooks is not None and hooks.task_cancelled:
+            emit(hooks.task_cancelled, args)
+
+    # --- composing the layers -------------------------------------------------------
+
+    def plan(self, spec: Spec) -> Call:
+        """The task's layers and the pool's as one call: ``await plan(args)`` runs the task once."""
+        known = self._plans.get(id(spec))
+        if known is not None and known[0] is spec:
+            return known[1]
+        call = self._compose(spec)
+        if len(self._plans) >= _PLANS_KEPT:
+            self._plans.clear()
+        self._plans[id(spec)] = (spec, call)
+        return call
+
+    def _compose(self, spec: Spec) -> Call:
+        pool, own = self._layers, spec.layers
+        timeout = pool.timeout if own.timeout is None else own.timeout
+        rates = tuple(rate for rate in (pool.rate, own.rate) if rate is not None)
+        call: Call
+        if timeout is None and not rates and spec.is_async:
+            call = spec.fn
+        else:
+            call = partial(self._attempt, spec.fn, spec.is_async, rates, timeout)
+        retry = own.retry or pool.retry
+        if retry is not None and retry.attempts > 1:
+            call = partial(self._retrying, call, retry)
+        if own.breaker is not None:
+            call = partial(self._guarded, call, own.breaker)
+        middleware = pool.middleware + own.middleware
+        if middleware:
+            call = partial(_chain, middleware, call)
+        return call
+
+    async def after_failure(self, spec: Spec, args: Any, failure: Exception) -> Any:
+        """A bare task's first try failed: try again as its retry policy allows, or raise its final error."""
+        retry = spec.layers.retry or self._layers.retry
+        if retry is None or retry.attempts == 1:
+            raise failure
+        return await self._retry(spec.fn, retry, args, failure)
+
+    async def _retrying(self, attempt: Call, policy: RetryPolicy, args: Any) -> Any:
+        try:
+            return await attempt(args)
+        except Exception as error:
+            failure = error
+        # Out of the except block, so that later errors do not chain to this one.
+        return await self._retry(attempt, policy, args, failure)
+
+    async def _retry(self, attempt: Call, policy: RetryPolicy, args: Any, failure: Exception) -> Any:
+        self.retried += 1
+        hooks = self.hooks
+        heard = None if hooks is None or not hooks.task_retried else partial(emit, hooks.task_retried, args)
+        return await retry_after(failure, partial(attempt, args), policy, heard)
+
+    async def _guarded(self, inner: Call, breaker: CircuitBreaker, args: Any) -> Any:
+        notify = self._notify_circuit
+        probe = breaker.admit(notify)
+        try:
+            value = await inner(args)
+        except Exception as error:
+            breaker.failed(probe, error, notify)
+            raise
+        except BaseException:
+            breaker.abandoned(probe)
+            raise
+        breaker.succeeded(probe, notify)
+        return value
+
+    async def _attempt(
+        self,
+        fn: Callable[[Any], Any],
+        is_async: bool,
+        rates: tuple[RateLimit, ...],
+        timeout: float | None,  # noqa: ASYNC109 - a try's time limit, enforced by `Deadlines`
+        args: Any,
+    ) -> Any:
+        # One try. Its turn under a rate limit comes first: waiting for it is
+        # not part of the try, nor of its time limit.
+        for rate in rates:
+            if (turn := rate.reserve()) is not None:
+                await rate.clock.sleep_until(turn)
+        if timeout is None:
+            return await (fn(args) if is_async else self._threads.call(fn, args))
+        task: asyncio.Task[Any] | None = asyncio.current_task()
+        assert task is not None
+        deadlines = self._deadlines
+        deadlines.start(task, timeout)
+        try:
+            value = await (fn(args) if is_async else self._threads.call(fn, args))
+        except asyncio.CancelledError:
+            # Ours alone (no other cancellation pending): the try timed out.
+            if deadlines.stop(task) and task.uncancel() == 0:
+                error = TimeoutError()
+                error.add_note(f"{args.task!r} timed out after {timeout}s")
+                raise error from None
+            raise
+        if deadlines.stop(task):
+            task.uncancel()  # it ran out of time but swallowed the cancellation: its value stands
+        return value
+
+
+def _chain(middleware: tuple[MiddlewareFn, ...], last: Call, args: Any) -> Awaitable[Any]:
+    # The outermost middleware's own coroutine, each one's call_next calling
+    # the next one's, the last calling the task's remaining layers.
+    call_next: Callable[[], Awaitable[Any]] = partial(last, args)
+    for each in reversed(middleware[1:]):
+        call_next = partial(each, args, call_next)
+    return middleware[0](args, call_next)

@@ -1,0 +1,35 @@
+"""PoolStats: a frozen snapshot of what a running pool has done."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class PoolStats:
+    """A snapshot of a running pool (sub-pools included), from ``pool.stats()``.
+
+    Durations are in seconds, over the latest ended tasks; ``throughput`` is
+    tasks ended per second since the pool opened; ``per_tag`` counts the
+    submitted tasks that carry each tag. ``dropped_failures`` counts the
+    failures nobody retrieved beyond the ones the pool keeps for its block's
+    end (see ``RunningPool``).
+
+    Example::
+
+        stats = pool.stats()
+        log.info("%d running, %d queued, p95 %.3fs", stats.running, stats.queued, stats.p95_duration or 0)
+    """
+
+    running: int
+    queued: int
+    completed: int
+    failed: int
+    retried: int
+    cancelled: int
+    throughput: float
+    mean_duration: float | None
+    p95_duration: float | None
+    per_tag: Mapping[str, int]
+    dropped_failures: int = 0
