@@ -9,7 +9,7 @@ import pickle
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from hypothesis import given, settings
@@ -18,7 +18,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from taskiq.kicker import AsyncKicker
 from taskiq.message import BrokerMessage
 
-from go_async import FlowError, call, group, prepend, step
+from go_async import Args, CallNext, FlowError, Hooks, Pool, WaitLog, call, group, prepend, step
 from go_async.distributed import (
     MessageRejected,
     Named,
@@ -482,3 +482,49 @@ def test_the_worker_command_explains_bad_arguments(args: list[str], message: str
     result = _python("-m", "go_async.worker", *args)
     assert result.returncode == 2
     assert message in result.stderr
+
+
+# The embedded worker's pool
+
+R = TypeVar("R")
+
+
+@in_loop
+async def test_the_embedded_worker_runs_tasks_through_its_pools_middleware_hooks_and_retry(
+    waits: WaitLog,
+) -> None:
+    """Remote(pool=...): each task on the worker passes the pool's middleware and hooks, and is retried."""
+    local = Registry()
+    tries: list[int] = []
+    wrapped: list[str | None] = []
+    succeeded: list[str | None] = []
+
+    @local.task("double")
+    async def double(value: int) -> int:
+        return value * 2
+
+    @local.task("flaky")
+    async def flaky(value: int) -> int:
+        tries.append(value)
+        if len(tries) < 3:
+            raise ConnectionError(f"try {len(tries)}")
+        return value
+
+    async def names(args: Args[Any], call_next: CallNext[R]) -> R:
+        wrapped.append(args.name)
+        return await call_next()
+
+    class Successes(Hooks):
+        def task_succeeded(self, args: Args[Any], seconds: float) -> None:
+            succeeded.append(args.name)
+
+    pool = Pool(middleware=[names], hooks=[Successes()]).with_retry(3, 0)
+    async with Remote(local, pool=pool) as remote:
+        assert await remote.amap(double, [1, 2]) == [2, 4]
+        assert await (await remote.send(flaky, 7)) == 7
+    assert tries == [7, 7, 7]
+    assert waits.waits == [0.0, 0.0]
+    assert sorted(map(str, wrapped)) == ["double", "double", "flaky"]
+    assert sorted(map(str, succeeded)) == ["double", "double", "flaky"]
+    assert remote.worker is not None
+    assert remote.worker.stats() == WorkerStats(received=3, succeeded=3)

@@ -11,9 +11,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from operator import itemgetter
+from time import perf_counter
 from typing import Any, cast
 
 from ._drain import Drain
+from ._hookset import emit
 from ._interrupts import Interrupts
 from ._runner import Call, Runner
 from ._settings import Settings
@@ -117,6 +119,7 @@ class Batch:
         runner = self._runner
         bare = self._bare
         hooks = runner.hooks
+        timed = hooks is not None and hooks.times_tasks
         # What depends only on the task's spec (shared by every input of one
         # task) is settled when the spec changes, not for each task: whether
         # it is bare, else its layers composed once (see `Runner.plan`).
@@ -164,7 +167,9 @@ class Batch:
                     if hooks is None:
                         value = await call(args)
                     else:
-                        started = runner.started(args)
+                        if hooks.task_started:
+                            emit(hooks.task_started, args)
+                        started = perf_counter() if timed else 0.0
                         try:
                             value = await call(args)
                         except Exception as error:
@@ -173,7 +178,8 @@ class Batch:
                         except BaseException:
                             runner.cancelled(args)
                             raise
-                        runner.succeeded(args, started)
+                        if hooks.task_succeeded:
+                            emit(hooks.task_succeeded, args, perf_counter() - started)
                     if self._keep is not None:
                         self._keep(index, value)
                     elif self._deliver is not None:

@@ -1,10 +1,10 @@
 """Per-try timeouts for many tasks on one timer, instead of an ``asyncio.timeout`` per try.
 
 ``asyncio.timeout`` schedules and cancels a timer handle for every try,
-which costs several times a no-op task. Here a try records its deadline
-in a dict keyed by the asyncio task running it, and one timer, armed for
-the earliest deadline, cancels the tasks whose deadline has passed. A try
-that ends in time only removes its entry.
+which costs several times a no-op task. Here a try (``limit``) records
+its deadline in a dict keyed by the asyncio task running it, and one
+timer, armed for the earliest deadline, cancels the tasks whose deadline
+has passed. A try that ends in time only removes its entry.
 
 Scenario: workers A and B each run tries of 10 s. The timer is armed for
 A's deadline; by then A's try has ended and A runs another, due 10 s later:
@@ -17,7 +17,26 @@ from __future__ import annotations
 
 import asyncio
 import math
+import sys
 import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+Call = Callable[[Any], Awaitable[Any]]
+if sys.version_info < (3, 12):
+    # Python 3.11's asyncio.current_task() looks the loop up again and costs
+    # several times a no-op task; with the loop at hand, its table answers
+    # at once. From 3.12 on, current_task is in C and cheap.
+    _current_tasks: dict[asyncio.AbstractEventLoop, asyncio.Task[Any]] = vars(asyncio.tasks)["_current_tasks"]
+
+    def _task_of(loop: asyncio.AbstractEventLoop) -> asyncio.Task[Any] | None:
+        return _current_tasks.get(loop)
+
+else:
+
+    def _task_of(loop: asyncio.AbstractEventLoop) -> asyncio.Task[Any] | None:
+        return asyncio.current_task(loop)
+
 
 # asyncio runs a timer up to its clock's resolution early: such a deadline counts as passed.
 _EARLY = time.get_clock_info("monotonic").resolution
@@ -35,28 +54,43 @@ class Deadlines:
         self._timer: asyncio.TimerHandle | None = None
         self._armed_at = math.inf
 
-    def start(self, task: asyncio.Task[object], seconds: float) -> None:
-        """``task`` begins a try that must end within ``seconds``."""
-        loop = self._loop
-        if loop is None:
-            loop = self._loop = asyncio.get_running_loop()
-        deadline = loop.time() + seconds
-        self._due[task] = deadline
-        if deadline < self._armed_at:
-            self._arm(deadline)
+    def limit(self, call: Call, seconds: float, note: Callable[[Any], str]) -> Call:
+        """``call`` with each run of it limited to ``seconds``: past that it raises ``TimeoutError``.
 
-    def stop(self, task: asyncio.Task[object]) -> bool:
-        """``task``'s try ended: True if it had run out of time and the timer cancelled the task.
-
-        The caller then owns that cancellation: it uncancels the task and
-        raises ``TimeoutError`` in place of the ``CancelledError`` (or lets
-        the result stand, if the try ended on its own in the meantime).
+        The error carries ``note(args)``. A run that swallows its
+        cancellation and returns keeps its value.
         """
-        self._due.pop(task, None)
-        if task in self._expired:
-            self._expired.discard(task)
-            return True
-        return False
+        due, expired = self._due, self._expired
+
+        async def limited(args: Any) -> Any:
+            loop = self._loop
+            if loop is None:
+                loop = self._loop = asyncio.get_running_loop()
+            task = _task_of(loop)
+            assert task is not None
+            deadline = due[task] = loop.time() + seconds
+            if deadline < self._armed_at:
+                self._arm(deadline)
+            try:
+                value = await call(args)
+            except BaseException as error:
+                due.pop(task, None)
+                if task in expired:
+                    # The timer cancelled it: take that back, whatever the run
+                    # raised instead. Cancelled, and by nothing else: it timed out.
+                    expired.discard(task)
+                    if task.uncancel() == 0 and isinstance(error, asyncio.CancelledError):
+                        timed_out = TimeoutError()
+                        timed_out.add_note(note(args))
+                        raise timed_out from None
+                raise
+            due.pop(task, None)
+            if expired and task in expired:
+                expired.discard(task)
+                task.uncancel()  # it ran out of time but swallowed the cancellation: its value stands
+            return value
+
+        return limited
 
     def _arm(self, deadline: float) -> None:
         if self._timer is not None:

@@ -14,7 +14,6 @@ task, with no layer at all, never comes here: workers await it directly.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from functools import partial
 from time import perf_counter
@@ -130,18 +129,21 @@ class Runner:
 
     def _compose(self, spec: Spec) -> Call:
         pool, own = self._layers, spec.layers
+        # Innermost first: each layer wraps what is inside it.
+        call: Call = spec.fn if spec.is_async else partial(self._threads.call, spec.fn)
         timeout = pool.timeout if own.timeout is None else own.timeout
-        rates = tuple(rate for rate in (pool.rate, own.rate) if rate is not None)
-        call: Call
-        if timeout is None and not rates and spec.is_async:
-            call = spec.fn
-        else:
-            call = partial(self._attempt, spec.fn, spec.is_async, rates, timeout)
+        if timeout is not None:
+            call = self._deadlines.limit(call, timeout, partial(_timed_out, timeout))
+        # A turn under a rate limit comes before the try: waiting for it is
+        # not part of the try, nor of its time limit.
+        for rate in (own.rate, pool.rate):
+            if rate is not None:
+                call = _paced(call, rate)
         retry = own.retry or pool.retry
         if retry is not None and retry.attempts > 1:
-            call = partial(self._retrying, call, retry)
+            call = self._retrying(call, retry)
         if own.breaker is not None:
-            call = partial(self._guarded, call, own.breaker)
+            call = self._guarded(call, own.breaker)
         middleware = pool.middleware + own.middleware
         if middleware:
             call = partial(_chain, middleware, call)
@@ -154,13 +156,16 @@ class Runner:
             raise failure
         return await self._retry(spec.fn, retry, args, failure)
 
-    async def _retrying(self, attempt: Call, policy: RetryPolicy, args: Any) -> Any:
-        try:
-            return await attempt(args)
-        except Exception as error:
-            failure = error
-        # Out of the except block, so that later errors do not chain to this one.
-        return await self._retry(attempt, policy, args, failure)
+    def _retrying(self, attempt: Call, policy: RetryPolicy) -> Call:
+        async def retrying(args: Any) -> Any:
+            try:
+                return await attempt(args)
+            except Exception as error:
+                failure = error
+            # Out of the except block, so that later errors do not chain to this one.
+            return await self._retry(attempt, policy, args, failure)
+
+        return retrying
 
     async def _retry(self, attempt: Call, policy: RetryPolicy, args: Any, failure: Exception) -> Any:
         self.retried += 1
@@ -168,51 +173,49 @@ class Runner:
         heard = None if hooks is None or not hooks.task_retried else partial(emit, hooks.task_retried, args)
         return await retry_after(failure, partial(attempt, args), policy, heard)
 
-    async def _guarded(self, inner: Call, breaker: CircuitBreaker, args: Any) -> Any:
+    def _guarded(self, inner: Call, breaker: CircuitBreaker) -> Call:
         notify = self._notify_circuit
-        probe = breaker.admit(notify)
-        try:
-            value = await inner(args)
-        except Exception as error:
-            breaker.failed(probe, error, notify)
-            raise
-        except BaseException:
-            breaker.abandoned(probe)
-            raise
-        breaker.succeeded(probe, notify)
-        return value
+        admit, succeeded, failed, abandoned = (
+            breaker.admit,
+            breaker.succeeded,
+            breaker.failed,
+            breaker.abandoned,
+        )
 
-    async def _attempt(
-        self,
-        fn: Callable[[Any], Any],
-        is_async: bool,
-        rates: tuple[RateLimit, ...],
-        timeout: float | None,  # noqa: ASYNC109 - a try's time limit, enforced by `Deadlines`
-        args: Any,
-    ) -> Any:
-        # One try. Its turn under a rate limit comes first: waiting for it is
-        # not part of the try, nor of its time limit.
-        for rate in rates:
-            if (turn := rate.reserve()) is not None:
-                await rate.clock.sleep_until(turn)
-        if timeout is None:
-            return await (fn(args) if is_async else self._threads.call(fn, args))
-        task: asyncio.Task[Any] | None = asyncio.current_task()
-        assert task is not None
-        deadlines = self._deadlines
-        deadlines.start(task, timeout)
-        try:
-            value = await (fn(args) if is_async else self._threads.call(fn, args))
-        except asyncio.CancelledError:
-            # Ours alone (no other cancellation pending): the try timed out.
-            if deadlines.stop(task) and task.uncancel() == 0:
-                error = TimeoutError()
-                error.add_note(f"{args.task!r} timed out after {timeout}s")
-                raise error from None
-            raise
-        if deadlines.stop(task):
-            task.uncancel()  # it ran out of time but swallowed the cancellation: its value stands
-        return value
+        async def guarded(args: Any) -> Any:
+            probe = admit(notify)
+            try:
+                value = await inner(args)
+            except Exception as error:
+                failed(probe, error, notify)
+                raise
+            except BaseException:
+                abandoned(probe)
+                raise
+            succeeded(probe, notify)
+            return value
+
+        return guarded
+
+
+def _paced(inner: Call, rate: RateLimit) -> Call:
+    reserve, clock = rate.reserve, rate.clock
+
+    async def after_turn(turn: float, args: Any) -> Any:
+        await clock.sleep_until(turn)
+        return await inner(args)
+
+    def paced(args: Any) -> Awaitable[Any]:
+        # A plain function: with a turn free now, the try itself is the
+        # awaitable, and no coroutine wraps it.
+        turn = reserve()
+        return inner(args) if turn is None else after_turn(turn, args)
+
+    return paced
+
+
+def _timed_out(seconds: float, args: Any) -> str:
+    return f"{args.task!r} timed out after {seconds}s"
 
 
 def _chain(middleware: tuple[MiddlewareFn, ...], last: Call, args: Any) -> Awaitable[Any]:
