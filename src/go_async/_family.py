@@ -68,7 +68,8 @@ class Family:
         events = self.settings.events
         if events is not None and events.task_queued:
             emit(events.task_queued, handle._args)
-        self.dispatch()
+        if self.idle or self.limit is None or self.worker_count < self.limit:
+            self.dispatch()
 
     def dispatch(self) -> None:
         """Start queued tasks while one has room and a worker is idle or may be added.

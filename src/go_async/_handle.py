@@ -60,7 +60,7 @@ class Handle(Generic[T]):
         "_worker",
     )
 
-    def __init__(self, owner: _Owner, args: Any, seq: int, context: Any) -> None:
+    def __init__(self, owner: _Owner, args: Any, seq: int, context: Any, place: Any = None) -> None:
         self._owner = owner
         # The task's Args, its spec (function and layers) and its place in
         # submission order; the context its submit ran in, if it must run there.
@@ -77,7 +77,7 @@ class Handle(Generic[T]):
         self._stopping = False
         self._worker: asyncio.Task[Any] | None = None
         # The state of the pool (or sub-pool) it was submitted to.
-        self._place: Any = None
+        self._place = place
         self._waiters: list[asyncio.Future[None]] | None = None
         self._listeners: list[Callable[[Handle[Any]], object]] | None = None
 

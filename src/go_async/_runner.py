@@ -146,7 +146,7 @@ class Runner:
             call = self._guarded(call, own.breaker)
         middleware = pool.middleware + own.middleware
         if middleware:
-            call = partial(_chain, middleware, call)
+            call = _chain(middleware, call)
         return call
 
     async def after_failure(self, spec: Spec, args: Any, failure: Exception) -> Any:
@@ -218,10 +218,21 @@ def _timed_out(seconds: float, args: Any) -> str:
     return f"{args.task!r} timed out after {seconds}s"
 
 
-def _chain(middleware: tuple[MiddlewareFn, ...], last: Call, args: Any) -> Awaitable[Any]:
-    # The outermost middleware's own coroutine, each one's call_next calling
-    # the next one's, the last calling the task's remaining layers.
-    call_next: Callable[[], Awaitable[Any]] = partial(last, args)
-    for each in reversed(middleware[1:]):
-        call_next = partial(each, args, call_next)
-    return middleware[0](args, call_next)
+def _chain(middleware: tuple[MiddlewareFn, ...], last: Call) -> Call:
+    # Each middleware's call_next calls the next one, the last one's the
+    # task's remaining layers; a call gives the outermost one's own coroutine.
+    if len(middleware) == 1:
+        only = middleware[0]
+
+        def chained_one(args: Any) -> Awaitable[Any]:
+            return only(args, partial(last, args))
+
+        return chained_one
+
+    def chained(args: Any) -> Awaitable[Any]:
+        call_next: Callable[[], Awaitable[Any]] = partial(last, args)
+        for each in reversed(middleware[1:]):
+            call_next = partial(each, args, call_next)
+        return middleware[0](args, call_next)
+
+    return chained

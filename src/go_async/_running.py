@@ -81,8 +81,10 @@ class RunningPool:
 
     async def submit(self, task: Task[T]) -> Handle[T]:
         """Queue ``task`` to run; waits while the queue is full (backpressure)."""
-        self._check_submit("submit", task)
         place = self._place
+        if place.accepting and type(task) is Task and not self._queue_is_full():
+            return self._enqueue(task)  # the common case, with its checks in one line
+        self._check_submit("submit", task)
         while self._queue_is_full():
             room: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             place.room_waiters.append(room)
@@ -309,13 +311,17 @@ class RunningPool:
         context = contextvars.copy_context()
         # Run in the submitter's context only if it differs from the pool's.
         handle: Handle[T] = Handle(
-            family, make_args(task, self._origin, seq), seq, None if context == family.base else context
+            family,
+            make_args(task, self._origin, seq),
+            seq,
+            None if context == family.base else context,
+            place,
         )
-        handle._place = place
         spec = task._spec
-        for tag in spec.tags:
-            place.per_tag[tag] = place.per_tag.get(tag, 0) + 1
-        if spec.drain is not None:
+        if spec.tags:
+            for tag in spec.tags:
+                place.per_tag[tag] = place.per_tag.get(tag, 0) + 1
+        if spec.drain is not None and spec.drain not in family.fed:
             family.feed(spec.drain)
         family.enqueue(place, handle)
         return handle
