@@ -8,7 +8,7 @@ import re
 import tracemalloc
 from collections import defaultdict
 from collections.abc import Coroutine
-from contextlib import aclosing
+from contextlib import aclosing, suppress
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
@@ -599,3 +599,39 @@ def test_every_handle_ends_exactly_once_with_its_outcome_under_the_limit(
         expected.count("cancelled"),
     )
     assert peak <= limit
+
+
+def test_a_task_that_turns_its_cancel_into_an_error_leaves_its_worker_working() -> None:
+    """A cancelled task that raises instead fails; the worker's next task sees no cancellation pending."""
+    inside = asyncio.Event()
+    pending: list[int] = []
+
+    async def converts(args: Args[int]) -> None:
+        inside.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            raise LookupError(args.input) from None
+
+    async def look(args: Args[None]) -> None:
+        me = asyncio.current_task()
+        assert me is not None
+        pending.append(me.cancelling())
+
+    async def main() -> BaseException | None:
+        async with Pool(limit=1) as pool:
+            handle = await pool.submit(Task(converts).with_input(0))
+            await inside.wait()
+            assert handle.cancel()
+            await asyncio.wait_for(asyncio.shield(_ended(handle)), 5)
+            await (await pool.submit(Task(look)))
+            return handle.exception()
+
+    error = run(main())
+    assert isinstance(error, LookupError)
+    assert pending == [0]
+
+
+async def _ended(handle: Handle[Any]) -> None:
+    with suppress(BaseException):
+        await handle

@@ -121,20 +121,25 @@ async def never(args: Args[None]) -> Any:
 # Layer order
 
 
+def every_layer(trace: list[str], breaker: CircuitBreaker, rate: RateLimit, *, attempts: int) -> Task[None]:
+    """A task failing twice, with a layer of each kind: retry, timeout, breaker, rate limit, middleware."""
+    return (
+        Task(failing(2, trace))
+        .with_retry(attempts, 0)
+        .with_timeout(5)
+        .with_circuit_breaker(breaker)
+        .with_rate_limit(rate)
+        .with_middleware(Around("task", trace))
+    )
+
+
 @in_loop
 async def test_retries_run_inside_breaker_middleware_and_hooks_each_try_taking_a_turn(waits: WaitLog) -> None:
     """Two failures, then a success: one run for hooks and middleware, three turns and tries inside."""
     trace: list[str] = []
     breaker = CircuitBreaker("svc", failures=1)
     rate = RateLimit(10, clock=TurnClock(trace))
-    task = (
-        Task(failing(2, trace))
-        .with_retry(3, 0)
-        .with_timeout(5)
-        .with_circuit_breaker(breaker)
-        .with_rate_limit(rate)
-        .with_middleware(Around("task", trace))
-    )
+    task = every_layer(trace, breaker, rate, attempts=3)
     runner = Runner(pool_around("pool", trace=trace), heard(trace))
     assert await runner.run(task._spec, Args(task)) == "done"
     assert trace == [
@@ -163,14 +168,7 @@ async def test_a_final_failure_reaches_the_breaker_once_after_every_retry(waits:
     trace: list[str] = []
     breaker = CircuitBreaker("svc", failures=1)
     rate = RateLimit(10, clock=TurnClock(trace))
-    task = (
-        Task(failing(2, trace))
-        .with_retry(2, 0)
-        .with_timeout(5)
-        .with_circuit_breaker(breaker)
-        .with_rate_limit(rate)
-        .with_middleware(Around("task", trace))
-    )
+    task = every_layer(trace, breaker, rate, attempts=2)
     runner = Runner(pool_around("pool", trace=trace), heard(trace))
     with pytest.raises(ValueError, match="failure 2") as caught:
         await runner.run(task._spec, Args(task))

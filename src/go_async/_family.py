@@ -48,7 +48,8 @@ class Family:
         # counted from when they are made, before they first run.
         self.workers: set[asyncio.Task[Any]] = set()
         self.worker_count = 0
-        self.idle: deque[tuple[asyncio.Future[Any], asyncio.Task[Any]]] = deque()
+        # Idle workers, each waiting for `dispatch` to hand it a task.
+        self.parked: deque[tuple[asyncio.Future[Any], asyncio.Task[Any]]] = deque()
         self.stopping = False
         self.base = contextvars.copy_context()
         self.interrupts = Interrupts()
@@ -68,7 +69,7 @@ class Family:
         events = self.settings.events
         if events is not None and events.task_queued:
             emit(events.task_queued, handle._args)
-        if self.idle or self.limit is None or self.worker_count < self.limit:
+        if self.parked or self.limit is None or self.worker_count < self.limit:
             self.dispatch()
 
     def dispatch(self) -> None:
@@ -77,12 +78,12 @@ class Family:
         A task starts (counts as running, against every limit above it) the
         moment it is handed to a worker, as an asyncio task would when made.
         """
-        while self.idle or self.limit is None or self.worker_count < self.limit:
+        while self.parked or self.limit is None or self.worker_count < self.limit:
             picked = self.take()
             if picked is None:
                 return
-            while self.idle:
-                waiter, worker = self.idle.popleft()
+            while self.parked:
+                waiter, worker = self.parked.popleft()
                 if not waiter.done():
                     self._start(*picked, worker)
                     waiter.set_result(picked)
@@ -162,9 +163,8 @@ class Family:
             except (KeyboardInterrupt, SystemExit) as interrupt:
                 self.finish(place, handle, State.CANCELLED)
                 self.interrupts.catch(interrupt)
-            else:
-                if handle._stopping:
-                    me.uncancel()  # it was cancelled, swallowed that and ended on its own
+            if handle._stopping and state is not State.CANCELLED:
+                me.uncancel()  # cancelled, it caught that and ended on its own: its outcome stands
             last = clock()
             self.finish(place, handle, state, value, error, last - started)
             if contextvars.copy_context() != self.base:
@@ -176,7 +176,7 @@ class Family:
     async def _park(self, me: asyncio.Task[Any]) -> tuple[Place, Handle[Any]] | None:
         # Wait idle until `dispatch` hands this worker a task (already started).
         waiter: asyncio.Future[tuple[Place, Handle[Any]] | None] = asyncio.get_running_loop().create_future()
-        self.idle.append((waiter, me))
+        self.parked.append((waiter, me))
         try:
             return await waiter
         except asyncio.CancelledError:
@@ -312,10 +312,10 @@ class Family:
     async def stop_workers(self) -> None:
         """Let the idle workers end, then wait for every worker (all are idle by now)."""
         self.stopping = True
-        for waiter, _ in self.idle:
+        for waiter, _ in self.parked:
             if not waiter.done():
                 waiter.set_result(None)
-        self.idle.clear()
+        self.parked.clear()
         await self.group.__aexit__(None, None, None)
         self.threads.close()
         for drain in self.fed:

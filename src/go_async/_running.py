@@ -254,7 +254,6 @@ class RunningPool:
     async def _open(self) -> None:
         family = self._family
         await family.group.__aenter__()
-        family.interrupts = type(family.interrupts)()  # the task that opened the pool
         self._place.accepting = True
         family.opened = time.monotonic()
         if family.settings.events is not None:

@@ -37,11 +37,6 @@ class Layers:
     rate: RateLimit | None = None
     timeout: float | None = None
 
-    @property
-    def empty(self) -> bool:
-        """Whether there is no layer at all."""
-        return self == NO_LAYERS
-
 
 NO_LAYERS = Layers()
 
