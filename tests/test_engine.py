@@ -635,3 +635,37 @@ def test_a_task_that_turns_its_cancel_into_an_error_leaves_its_worker_working() 
 async def _ended(handle: Handle[Any]) -> None:
     with suppress(BaseException):
         await handle
+
+
+def test_go_times_a_try_on_its_workers_own_deadline_as_the_runner_does() -> None:
+    """Timed out, swallowed, turned into another error: each ends as with a timed runner, and no
+    cancellation is left pending for the worker's next task."""
+    pending: list[int] = []
+    kept: list[str] = []
+
+    async def sleeps(args: Args[str]) -> None:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            if args.input == "swallow":
+                kept.append(args.input)
+                return
+            if args.input == "convert":
+                raise LookupError("converted") from None
+            raise
+
+    async def look(args: Args[str]) -> None:
+        me = asyncio.current_task()
+        assert me is not None
+        pending.append(me.cancelling())
+
+    base = Task(sleeps).with_timeout(0.01)
+    tasks = [base.with_input("time out"), base.with_input("swallow"), base.with_input("convert")]
+    pool = Pool(limit=1)
+    with pytest.raises(ExceptionGroup) as raised:
+        pool.go([*tasks, Task(look).with_input("after").with_timeout(5)])
+    errors = pool.errors()
+    assert [type(error) for error in errors] == [TimeoutError, LookupError]
+    assert "timed out after 0.01s" in errors[0].__notes__[0]
+    assert raised.value.exceptions == tuple(errors)
+    assert (kept, pending) == (["swallow"], [0])

@@ -261,7 +261,7 @@ async def test_waiting_for_a_turn_is_not_part_of_the_tries_timeout() -> None:
     timed: list[bool] = []
 
     async def work(args: Args[None]) -> Any:
-        timed.append(asyncio.current_task() in runner._deadlines._due)
+        timed.append(asyncio.current_task() in runner.deadlines._due)
         return "done"
 
     task = Task(work).with_rate_limit(rate).with_timeout(1)
@@ -269,7 +269,7 @@ async def test_waiting_for_a_turn_is_not_part_of_the_tries_timeout() -> None:
     waiting = asyncio.create_task(runner.run(task._spec, Args(task)))
     await settle()
     assert clock.sleepers == 1
-    assert runner._deadlines._due == {}  # no time limit runs while the turn is awaited
+    assert runner.deadlines._due == {}  # no time limit runs while the turn is awaited
     await clock.advance(10)  # ten times the timeout, waited for the turn
     assert await waiting == "done"
     assert timed == [True, True]
@@ -349,7 +349,7 @@ async def test_a_try_that_turns_its_timeout_into_an_error_leaves_the_task_uncanc
         return me.cancelling()
 
     assert await asyncio.create_task(run_then_count()) == 0
-    assert runner._deadlines._expired == set()
+    assert runner.deadlines._expired == set()
 
 
 @in_loop

@@ -9,11 +9,13 @@ task runner (``_runner``), whose outcome the run records by position.
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from operator import itemgetter
 from time import perf_counter
 from typing import Any, cast
 
+from ._deadlines import Slot
 from ._drain import Drain
 from ._hookset import emit
 from ._interrupts import Interrupts
@@ -120,6 +122,11 @@ class Batch:
         bare = self._bare
         hooks = runner.hooks
         timed = hooks is not None and hooks.times_tasks
+        # A task whose only layer is a time limit (and a retry) has its
+        # tries timed on this worker's own slot, inline (see `Deadlines`).
+        deadlines, clock = runner.deadlines, asyncio.get_running_loop().time
+        limit: float | None = None
+        slot: Slot | None = None
         # What depends only on the task's spec (shared by every input of one
         # task) is settled when the spec changes, not for each task: whether
         # it is bare, else its layers composed once (see `Runner.plan`).
@@ -152,7 +159,10 @@ class Batch:
                 if spec.drain is not None and spec.drain not in self._fed:
                     self._feed(spec.drain)
                 fast = spec.plain and bare
-                if not fast:
+                limit = None if fast else runner.inline_timeout(spec)
+                if limit is not None and slot is None:
+                    slot = deadlines.slot(me)
+                elif not fast:
                     call = runner.plan(spec)
 
             args: Args[Any] = _new(Args)  # pyright: ignore[reportUnknownVariableType]
@@ -161,6 +171,23 @@ class Batch:
             try:
                 if fast:
                     await spec.fn(args)
+                elif limit is not None:
+                    # One try limited to `limit` seconds, on this worker's
+                    # own slot: `Deadlines.limit`'s work, without a coroutine.
+                    assert slot is not None
+                    slot.deadline = deadline = clock() + limit
+                    if deadline < deadlines.armed_at:
+                        deadlines.watch(deadline)
+                    try:
+                        await spec.fn(args)
+                    except BaseException as error:
+                        slot.deadline = math.inf
+                        if slot.expired and slot.take_back(error):
+                            raise runner.timed_out(limit, args) from None
+                        raise
+                    slot.deadline = math.inf
+                    if slot.expired:
+                        slot.take_back(None)  # out of time, it swallowed that: its value stands
                 else:
                     # `Runner.run`, inlined: a coroutine less per task.
                     assert call is not None
@@ -190,7 +217,7 @@ class Batch:
                 assert self._interrupts is not None
                 self._interrupts.catch(interrupt)
             if failure is not None:
-                if fast:
+                if fast or limit is not None:
                     await self._settle(index, spec, args, failure)
                 else:
                     self._errors.append((index, failure))

@@ -43,7 +43,7 @@ class Runner:
         value = await runner.run(spec, args)  # or raises the task's final error
     """
 
-    __slots__ = ("_deadlines", "_layers", "_notify_circuit", "_plans", "_threads", "hooks", "retried")
+    __slots__ = ("_layers", "_notify_circuit", "_plans", "_threads", "deadlines", "hooks", "retried")
 
     def __init__(
         self, layers: Layers = NO_LAYERS, hooks: HookSet | None = None, threads: Threads | None = None
@@ -51,14 +51,14 @@ class Runner:
         self._layers = layers
         self.hooks = hooks
         self._threads = Threads(None) if threads is None else threads
-        self._deadlines = Deadlines()
+        self.deadlines = Deadlines()
         self._notify_circuit = None
         if hooks is not None and hooks.circuit_changed:
             self._notify_circuit = partial(emit, hooks.circuit_changed)
         self.retried = 0
         # Plans by spec: every input of one task shares its spec. Bounded, as
         # a run may go through any number of specs.
-        self._plans: dict[int, tuple[Spec, Call]] = {}
+        self._plans: dict[int, tuple[Spec, Call, Call]] = {}
 
     @property
     def bare(self) -> bool:
@@ -118,27 +118,58 @@ class Runner:
 
     def plan(self, spec: Spec) -> Call:
         """The task's layers and the pool's as one call: ``await plan(args)`` runs the task once."""
+        return self._composed(spec)[0]
+
+    def time_limit(self, spec: Spec) -> float | None:
+        """The time limit of each try of ``spec``: its own, else the pool's."""
+        return self._layers.timeout if spec.layers.timeout is None else spec.layers.timeout
+
+    def inline_timeout(self, spec: Spec) -> float | None:
+        """The time limit of an async task whose only layers are it and a retry, so that a worker may
+        run its tries inline (see ``Slot``); ``None`` for any other task."""
+        pool, own = self._layers, spec.layers
+        others = pool.middleware or own.middleware or own.breaker or pool.rate or own.rate
+        if not spec.is_async or others or self.hooks is not None:
+            return None
+        return self.time_limit(spec)
+
+    def _composed(self, spec: Spec) -> tuple[Call, Call]:
+        # The whole plan, and one try (what a retry calls again).
         known = self._plans.get(id(spec))
         if known is not None and known[0] is spec:
-            return known[1]
-        call = self._compose(spec)
+            return known[1], known[2]
+        attempt = self._attempt(spec)
+        call = self._compose(spec, attempt)
         if len(self._plans) >= _PLANS_KEPT:
             self._plans.clear()
-        self._plans[id(spec)] = (spec, call)
-        return call
+        self._plans[id(spec)] = (spec, call, attempt)
+        return call, attempt
 
-    def _compose(self, spec: Spec) -> Call:
+    def timed_out(self, seconds: float, args: Any) -> TimeoutError:
+        """The error of a try that ran out of its ``seconds``."""
+        error = TimeoutError()
+        error.add_note(f"{args.task!r} timed out after {seconds}s")
+        return error
+
+    def _attempt(self, spec: Spec) -> Call:
+        # One try: its turns under rate limits, its time limit, the function
+        # (in a thread for a plain def). Innermost first: each layer wraps
+        # what is inside it.
         pool, own = self._layers, spec.layers
-        # Innermost first: each layer wraps what is inside it.
         call: Call = spec.fn if spec.is_async else partial(self._threads.call, spec.fn)
-        timeout = pool.timeout if own.timeout is None else own.timeout
+        timeout = self.time_limit(spec)
         if timeout is not None:
-            call = self._deadlines.limit(call, timeout, partial(_timed_out, timeout))
+            call = self.deadlines.limit(call, timeout, partial(self.timed_out, timeout))
         # A turn under a rate limit comes before the try: waiting for it is
         # not part of the try, nor of its time limit.
         for rate in (own.rate, pool.rate):
             if rate is not None:
                 call = _paced(call, rate)
+        return call
+
+    def _compose(self, spec: Spec, attempt: Call) -> Call:
+        pool, own = self._layers, spec.layers
+        call = attempt
         retry = own.retry or pool.retry
         if retry is not None and retry.attempts > 1:
             call = self._retrying(call, retry)
@@ -150,11 +181,11 @@ class Runner:
         return call
 
     async def after_failure(self, spec: Spec, args: Any, failure: Exception) -> Any:
-        """A bare task's first try failed: try again as its retry policy allows, or raise its final error."""
+        """A first try run inline failed: try again as the retry policy allows, or raise the final error."""
         retry = spec.layers.retry or self._layers.retry
         if retry is None or retry.attempts == 1:
             raise failure
-        return await self._retry(spec.fn, retry, args, failure)
+        return await self._retry(self._composed(spec)[1], retry, args, failure)
 
     def _retrying(self, attempt: Call, policy: RetryPolicy) -> Call:
         async def retrying(args: Any) -> Any:
@@ -212,10 +243,6 @@ def _paced(inner: Call, rate: RateLimit) -> Call:
         return inner(args) if turn is None else after_turn(turn, args)
 
     return paced
-
-
-def _timed_out(seconds: float, args: Any) -> str:
-    return f"{args.task!r} timed out after {seconds}s"
 
 
 def _chain(middleware: tuple[MiddlewareFn, ...], last: Call) -> Call:
