@@ -5,6 +5,7 @@ import gc
 import logging
 import os
 import re
+import threading
 import tracemalloc
 from collections import defaultdict
 from collections.abc import Coroutine
@@ -669,3 +670,32 @@ def test_go_times_a_try_on_its_workers_own_deadline_as_the_runner_does() -> None
     assert "timed out after 0.01s" in errors[0].__notes__[0]
     assert raised.value.exceptions == tuple(errors)
     assert (kept, pending) == (["swallow"], [0])
+
+
+def test_map_keeps_every_value_under_a_pool_timeout() -> None:
+    """A timeout that never fires changes nothing of what map and as_completed give back."""
+
+    async def double(n: int) -> int:
+        return 2 * n
+
+    pool = Pool(limit=2).with_timeout(5)
+    assert pool.map(double, [1, 2, 3]) == [2, 4, 6]
+
+    async def collect() -> list[int]:
+        async with aclosing(pool.as_completed(double, [1, 2, 3])) as values:
+            return sorted([value async for value in values])
+
+    assert run(collect()) == [2, 4, 6]
+
+
+def test_execute_leaves_no_thread_pool_behind() -> None:
+    """A plain def run by Task.execute runs in a thread that is gone once execute returns."""
+    seen: list[str] = []
+
+    def record(args: Args[str]) -> None:
+        seen.append(threading.current_thread().name)
+
+    before = {thread.name for thread in threading.enumerate()}
+    run(Task(record).with_input("x").execute())
+    assert [name.split("_")[0] for name in seen] == ["go"]
+    assert {thread.name for thread in threading.enumerate()} - before == set()

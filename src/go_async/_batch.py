@@ -17,7 +17,7 @@ from typing import Any, cast
 
 from ._deadlines import Slot
 from ._drain import Drain
-from ._hookset import emit
+from ._hookset import caller, raised
 from ._interrupts import Interrupts
 from ._runner import Call, Runner
 from ._settings import Settings
@@ -120,8 +120,12 @@ class Batch:
         origin = Origin(self._number, None)
         runner = self._runner
         bare = self._bare
+        bare_out = self._keep is None and self._deliver is None
         hooks = runner.hooks
         timed = hooks is not None and hooks.times_tasks
+        # The hooks of a task's start and success, called inline (see `caller`).
+        on_start = None if hooks is None else caller(hooks.task_started)
+        on_success = None if hooks is None else caller(hooks.task_succeeded)
         # A task whose only layer is a time limit (and a retry) has its
         # tries timed on this worker's own slot, inline (see `Deadlines`).
         deadlines, clock = runner.deadlines, asyncio.get_running_loop().time
@@ -159,7 +163,8 @@ class Batch:
                 if spec.drain is not None and spec.drain not in self._fed:
                     self._feed(spec.drain)
                 fast = spec.plain and bare
-                limit = None if fast else runner.inline_timeout(spec)
+                # Inline only where the value is not wanted (map and as_completed keep it).
+                limit = None if fast or not bare_out else runner.inline_timeout(spec)
                 if limit is not None and slot is None:
                     slot = deadlines.slot(me)
                 elif not fast:
@@ -194,8 +199,11 @@ class Batch:
                     if hooks is None:
                         value = await call(args)
                     else:
-                        if hooks.task_started:
-                            emit(hooks.task_started, args)
+                        if on_start is not None:
+                            try:
+                                on_start(args)
+                            except Exception:
+                                raised(on_start)
                         started = perf_counter() if timed else 0.0
                         try:
                             value = await call(args)
@@ -205,8 +213,11 @@ class Batch:
                         except BaseException:
                             runner.cancelled(args)
                             raise
-                        if hooks.task_succeeded:
-                            emit(hooks.task_succeeded, args, perf_counter() - started)
+                        if on_success is not None:
+                            try:
+                                on_success(args, perf_counter() - started)
+                            except Exception:
+                                raised(on_success)
                     if self._keep is not None:
                         self._keep(index, value)
                     elif self._deliver is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
+from functools import partial
 from typing import Any
 
 log = logging.getLogger("go_async")
@@ -72,7 +73,23 @@ def emit(handlers: Handlers, *event: Any) -> None:
         try:
             handler(*event)
         except Exception:
-            log.exception("go_async: the hook %s raised; the task and the run go on", _name(handler))
+            raised(handler)
+
+
+def caller(handlers: Handlers) -> Callable[..., object] | None:
+    """One callable for ``handlers``: ``None`` for none, the handler itself for one, else ``emit``'s.
+
+    For a hot path: the caller wraps a single handler in ``try`` itself and
+    passes what it raised to ``raised``, saving ``emit``'s frame per event.
+    """
+    if not handlers:
+        return None
+    return handlers[0] if len(handlers) == 1 else partial(emit, handlers)
+
+
+def raised(handler: Callable[..., object]) -> None:
+    """Log that ``handler`` raised (call it in an ``except`` block); the task and the run go on."""
+    log.exception("go_async: the hook %s raised; the task and the run go on", _name(handler))
 
 
 def _name(handler: Callable[..., object]) -> str:

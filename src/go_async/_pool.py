@@ -294,12 +294,12 @@ class Pool:
     def as_completed(self, fn: Callable[[X], Awaitable[R]], inputs: Iterable[X]) -> AsyncGenerator[R, None]:
         """``fn(x)`` for each of ``inputs``, yielded as each one ends, run as tasks of this pool.
 
-        At most ``limit`` results wait for the reader: a worker whose result
-        is not read yet takes no new input. Once every result is out, the
-        failures, if any, are raised together as ``go`` raises them. Leaving
-        the loop early cancels the calls still running once the generator is
-        closed (at once with ``contextlib.aclosing``); the failures so far
-        are then in ``errors()``.
+        Unread results stay bounded: ``limit`` wait for the reader, and a worker
+        whose result cannot join them waits with it (twice ``limit`` at most).
+        Once every result is out, the failures, if any, are raised together as
+        ``go`` raises them. Leaving the loop early cancels the calls still
+        running once the generator is closed (at once with
+        ``contextlib.aclosing``); the failures so far are then in ``errors()``.
 
         Example::
 

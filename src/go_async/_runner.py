@@ -87,6 +87,10 @@ class Runner:
         self.succeeded(args, started)
         return value
 
+    def close(self) -> None:
+        """Release the threads of plain ``def`` tasks (every call has returned by now)."""
+        self._threads.close()
+
     # --- the hooks around a task, for workers that inline ``run`` -----------------
 
     def started(self, args: Any) -> float:

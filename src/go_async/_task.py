@@ -6,6 +6,7 @@ from __future__ import annotations
 import enum
 import itertools
 from collections.abc import Awaitable, Callable
+from contextlib import closing
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any, Generic, Protocol, Self, TypeVar, cast, overload
@@ -327,7 +328,8 @@ class Task(Generic[T]):
 
     async def execute(self) -> None:
         """Run this task once on its own, with its retries, raising its final error."""
-        await Runner().run(self._spec, Args(self))
+        with closing(Runner()) as runner:  # its threads, for a plain def, end with the call
+            await runner.run(self._spec, Args(self))
 
     def __repr__(self) -> str:
         given = "" if self._input is _MISSING else f"input={self._input!r}"
