@@ -165,8 +165,9 @@ class Batch:
                 fast = spec.plain and bare
                 # Inline only where the value is not wanted (map and as_completed keep it).
                 limit = None if fast or not bare_out else runner.inline_timeout(spec)
-                if limit is not None and slot is None:
-                    slot = deadlines.slot(me)
+                if limit is not None:
+                    if slot is None:
+                        slot = deadlines.slot(me)
                 elif not fast:
                     call = runner.plan(spec)
 
@@ -224,6 +225,15 @@ class Batch:
                         await self._deliver(value)
             except Exception as error:
                 failure = error
+            except asyncio.CancelledError as cancelled:
+                if me.cancelling():
+                    raise
+                # Raised by the task itself (it awaited something that another
+                # task cancelled), not by a cancellation of this run: a failure
+                # of that task, and the worker goes on.
+                own = RuntimeError(f"{task!r} raised CancelledError, though its run was not cancelled")
+                own.__cause__ = cancelled
+                self._errors.append((index, own))
             except (KeyboardInterrupt, SystemExit) as interrupt:
                 assert self._interrupts is not None
                 self._interrupts.catch(interrupt)

@@ -16,9 +16,10 @@ FAILURES_KEPT = 100
 class Failures:
     """What a running pool raises at its block's end: failed tasks and schedules nobody retrieved.
 
-    A pool that runs for days may see any number of failures; it keeps the
-    first ``FAILURES_KEPT`` that nobody had retrieved when they failed, and
-    logs each further one at ERROR as it fails, counting it in ``dropped``.
+    A pool that runs for days may see any number of failures; it keeps at
+    most ``FAILURES_KEPT`` that nobody has retrieved (a failure retrieved
+    later leaves room), and logs each further one at ERROR as it fails,
+    counting it in ``dropped``.
     A task whose handle is awaited later still gives its error there.
     """
 
@@ -33,6 +34,9 @@ class Failures:
         """``handle``'s task failed: keep it unless retrieved, or log it beyond the bound."""
         if handle._retrieved:
             return
+        if len(self.kept) >= FAILURES_KEPT:
+            # Those retrieved since they failed need no keeping any more.
+            self.kept = [kept for kept in self.kept if not kept._retrieved]
         if len(self.kept) < FAILURES_KEPT:
             self.kept.append(handle)
             return

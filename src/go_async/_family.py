@@ -24,6 +24,7 @@ from ._failures import Failures
 from ._handle import Handle, State
 from ._hookset import emit
 from ._interrupts import Interrupts
+from ._own_context import in_own_context
 from ._place import Place
 from ._runner import Runner
 from ._settings import Settings
@@ -40,7 +41,7 @@ class Family:
         self.limit = settings.run_limit
         self.root = Place(self.limit, None)
         self.threads = Threads(self.limit)
-        self.runner = Runner(settings.layers, settings.events, self.threads)
+        self.runner = Runner(settings.layers, settings.events, self.threads, on_retry=self._retried)
         self.seq = itertools.count()
         self.group = asyncio.TaskGroup()
         # The asyncio tasks running the family's tasks (workers, and tasks run
@@ -78,16 +79,19 @@ class Family:
         A task starts (counts as running, against every limit above it) the
         moment it is handed to a worker, as an asyncio task would when made.
         """
-        while self.parked or self.limit is None or self.worker_count < self.limit:
+        parked = self.parked
+        while True:
+            while parked and parked[0][0].done():
+                parked.popleft()  # a worker cancelled while it waited
+            if not parked and self.limit is not None and self.worker_count >= self.limit:
+                return
             picked = self.take()
             if picked is None:
                 return
-            while self.parked:
-                waiter, worker = self.parked.popleft()
-                if not waiter.done():
-                    self._start(*picked, worker)
-                    waiter.set_result(picked)
-                    break
+            if parked:
+                waiter, worker = parked.popleft()
+                self._start(*picked, worker)
+                waiter.set_result(picked)
             else:
                 self.worker_count += 1
                 worker = self.group.create_task(self._work(picked), context=self.base.copy())
@@ -142,7 +146,7 @@ class Family:
             failure = None
             try:
                 if handle._context is not None:
-                    value = await self._in_context(handle)
+                    value = await in_own_context(self.runner, self.workers, handle, me)
                 elif bare and spec.plain:
                     try:
                         value = await spec.fn(args)
@@ -201,27 +205,8 @@ class Family:
         if not self.stopping:
             self.dispatch()  # a worker that retired leaves room for a fresh one
 
-    async def _in_context(self, handle: Handle[Any]) -> Any:
-        # Its submit ran in a context of its own (context variables set
-        # around it): the task runs in an asyncio task of that context.
-        inner = asyncio.get_running_loop().create_task(
-            self._run_caught(handle), name=f"{handle._spec.label} {handle.id}", context=handle._context
-        )
-        self.workers.add(inner)
-        try:
-            outcome = await inner
-        finally:
-            self.workers.discard(inner)
-        if isinstance(outcome, _Interrupt):
-            raise outcome.interrupt
-        return outcome
-
-    async def _run_caught(self, handle: Handle[Any]) -> Any:
-        try:
-            return await self.runner.run(handle._spec, handle._args)
-        except (KeyboardInterrupt, SystemExit) as interrupt:
-            # Raised out of an asyncio task, it would leave the event loop at once.
-            return _Interrupt(interrupt)
+    def _retried(self, args: Any) -> None:
+        args._origin.pool._place.retried += 1
 
     def _start(self, place: Place, handle: Handle[Any], worker: asyncio.Task[Any]) -> None:
         handle._state = State.RUNNING
@@ -339,12 +324,3 @@ class Family:
             )
             raise ValueError(msg)
         return existing
-
-
-class _Interrupt:
-    """A KeyboardInterrupt or SystemExit carried out of a task's own asyncio task."""
-
-    __slots__ = ("interrupt",)
-
-    def __init__(self, interrupt: BaseException) -> None:
-        self.interrupt = interrupt

@@ -30,6 +30,7 @@ class Place:
         "parent",
         "per_tag",
         "queue",
+        "retried",
         "room_waiters",
         "running",
         "schedules",
@@ -45,7 +46,7 @@ class Place:
         self.accepting = parent is not None
         self.room_waiters: deque[asyncio.Future[None]] = deque()
         self.schedules: set[Any] = set()
-        self.completed = self.failed = self.cancelled = 0
+        self.completed = self.failed = self.cancelled = self.retried = 0
         self.per_tag: dict[str, int] = {}
         self.durations: deque[float] = deque(maxlen=DURATIONS_KEPT)
 
@@ -73,7 +74,7 @@ class Place:
                 waiter.set_result(None)
 
 
-def stats_of(places: list[Place], *, retried: int, dropped: int, elapsed: float) -> PoolStats:
+def stats_of(places: list[Place], *, dropped: int, elapsed: float) -> PoolStats:
     """The stats of ``places`` together (a pool and its sub-pools)."""
     per_tag: dict[str, int] = {}
     durations: list[float] = []
@@ -89,7 +90,7 @@ def stats_of(places: list[Place], *, retried: int, dropped: int, elapsed: float)
         queued=sum(len(place.queue) for place in places),
         completed=completed,
         failed=failed,
-        retried=retried,
+        retried=sum(place.retried for place in places),
         cancelled=sum(place.cancelled for place in places),
         throughput=(completed + failed) / max(elapsed, 1e-9),
         mean_duration=sum(ordered) / len(ordered) if ordered else None,

@@ -35,7 +35,8 @@ _PLANS_KEPT = 64
 class Runner:
     """Runs tasks through their layers and the pool's: one per run or running pool.
 
-    ``retried`` counts the tasks that were tried again.
+    ``retried`` counts the tasks that were tried again (``on_retry(args)``
+    hears of each, for an entry point that counts them its own way).
 
     Example (what an entry point does with a task's ``Args``)::
 
@@ -43,10 +44,24 @@ class Runner:
         value = await runner.run(spec, args)  # or raises the task's final error
     """
 
-    __slots__ = ("_layers", "_notify_circuit", "_plans", "_threads", "deadlines", "hooks", "retried")
+    __slots__ = (
+        "_layers",
+        "_notify_circuit",
+        "_on_retry",
+        "_plans",
+        "_threads",
+        "deadlines",
+        "hooks",
+        "retried",
+    )
 
     def __init__(
-        self, layers: Layers = NO_LAYERS, hooks: HookSet | None = None, threads: Threads | None = None
+        self,
+        layers: Layers = NO_LAYERS,
+        hooks: HookSet | None = None,
+        threads: Threads | None = None,
+        *,
+        on_retry: Callable[[Any], object] | None = None,
     ):
         self._layers = layers
         self.hooks = hooks
@@ -56,6 +71,7 @@ class Runner:
         if hooks is not None and hooks.circuit_changed:
             self._notify_circuit = partial(emit, hooks.circuit_changed)
         self.retried = 0
+        self._on_retry = on_retry
         # Plans by spec: every input of one task shares its spec. Bounded, as
         # a run may go through any number of specs.
         self._plans: dict[int, tuple[Spec, Call, Call]] = {}
@@ -204,6 +220,8 @@ class Runner:
 
     async def _retry(self, attempt: Call, policy: RetryPolicy, args: Any, failure: Exception) -> Any:
         self.retried += 1
+        if self._on_retry is not None:
+            self._on_retry(args)
         hooks = self.hooks
         heard = None if hooks is None or not hooks.task_retried else partial(emit, hooks.task_retried, args)
         return await retry_after(failure, partial(attempt, args), policy, heard)

@@ -239,7 +239,6 @@ class RunningPool:
         elapsed = time.monotonic() - family.opened
         return stats_of(
             self._place.tree(),
-            retried=family.runner.retried,
             dropped=family.failures.dropped,
             elapsed=elapsed,
         )

@@ -6,7 +6,6 @@ import asyncio
 import itertools
 from collections.abc import Generator, Iterator
 from datetime import timedelta
-from functools import partial
 from typing import Any, Literal, Protocol, get_args
 
 from ._checks import positive_int, positive_seconds
@@ -65,6 +64,7 @@ class Schedule:
         "_error",
         "_jitter",
         "_live",
+        "_one_ended",
         "_overlap",
         "_per_tick",
         "_pool",
@@ -96,6 +96,7 @@ class Schedule:
         self._overlap = overlap
         self._clock = clock
         self._live: set[Handle[Any]] = set()
+        self._one_ended: asyncio.Future[None] | None = None
         self._ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._driver: asyncio.Task[None] | None = None
         self._driving = True
@@ -169,10 +170,8 @@ class Schedule:
         # Wait without awaiting the runs' handles, which would count their
         # failures as retrieved: the pool must still report them.
         while self._live:
-            one_ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            for run in self._live:
-                run._on_end(partial(_settle, one_ended))
-            await one_ended
+            self._one_ended = asyncio.get_running_loop().create_future()
+            await self._one_ended
 
     def _driver_ended(self, _: object) -> None:
         self._driving = False
@@ -180,6 +179,8 @@ class Schedule:
 
     def _run_ended(self, run: Handle[Any]) -> None:
         self._live.discard(run)
+        if self._one_ended is not None and not self._one_ended.done():
+            self._one_ended.set_result(None)
         self._check_ended()
 
     def _check_ended(self) -> None:
@@ -250,8 +251,3 @@ def check_schedule(
         positive_int(where, "per_tick", per_tick),
         overlap,  # type: ignore[return-value] # checked against _OVERLAPS just above
     )
-
-
-def _settle(future: asyncio.Future[None], _: object) -> None:
-    if not future.done():
-        future.set_result(None)

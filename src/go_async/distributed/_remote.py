@@ -223,6 +223,8 @@ class Remote:
             if wait_all is not None:  # the embedded worker's tasks end before it does
                 await wait_all()
             await broker.shutdown()
+            if self.worker is not None:
+                self.worker._close()
 
     @contextlib.asynccontextmanager
     async def _session(self) -> AsyncGenerator[AsyncBroker]:

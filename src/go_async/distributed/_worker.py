@@ -146,6 +146,7 @@ class Worker:
             await receiver.listen(stop if stop is not None else asyncio.Event())
         finally:
             await broker.shutdown()
+            self._close()
             self.ready.clear()
         logger.info("go_async worker stopped: %s", self.stats())
 
@@ -164,6 +165,11 @@ class Worker:
                 validate_params=False,
                 max_async_tasks=self.concurrency,
             )
+
+    def _close(self) -> None:
+        """Release the threads that plain ``def`` tasks ran in (every task has ended)."""
+        if self._runner is not None:
+            self._runner.close()
 
     def _handler(self, named: Named[..., Any]) -> Any:
         async def handle(*args: object, **kwargs: object) -> dict[str, Any]:
