@@ -17,7 +17,20 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from go_async import Args, Drain, Handle, Hooks, ManualClock, Pool, RunningPool, Task
+from go_async import (
+    Args,
+    CircuitBreaker,
+    CircuitOpenError,
+    CircuitState,
+    Drain,
+    Handle,
+    Hooks,
+    ManualClock,
+    Pool,
+    RunningPool,
+    Task,
+    WaitLog,
+)
 
 T = TypeVar("T")
 
@@ -699,3 +712,26 @@ def test_execute_leaves_no_thread_pool_behind() -> None:
     run(Task(record).with_input("x").execute())
     assert [name.split("_")[0] for name in seen] == ["go"]
     assert {thread.name for thread in threading.enumerate()} - before == set()
+
+
+def test_go_counts_a_task_once_on_its_breaker_after_its_retries(waits: WaitLog) -> None:
+    """In go, as in the runner: a breaker hears a task's end after its retries; a refusal is not retried."""
+    tries: dict[str, int] = defaultdict(int)
+
+    async def flaky(args: Args[str]) -> None:
+        tries[args.input] += 1
+        if args.input == "fails" or tries[args.input] < 3:
+            raise ValueError(args.input)
+
+    breaker = CircuitBreaker("svc", failures=2, cooldown=60)
+    base = Task(flaky).with_retry(3, 0).with_circuit_breaker(breaker)
+    pool = Pool(limit=1)
+    pool.go([base.with_input("recovers")])
+    assert (tries["recovers"], breaker.failures_in_a_row) == (3, 0)
+    with pytest.raises(ExceptionGroup):
+        pool.go([base.with_input("fails"), base.with_input("fails"), base.with_input("refused")])
+    assert tries["fails"] == 6  # two tasks, three tries each
+    assert breaker.state is CircuitState.OPEN
+    assert tries["refused"] == 0
+    assert [type(error) for error in pool.errors()] == [ValueError, ValueError, CircuitOpenError]
+    assert breaker.rejected == 1

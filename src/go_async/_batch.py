@@ -15,11 +15,13 @@ from operator import itemgetter
 from time import perf_counter
 from typing import Any, cast
 
+from ._breaker import CircuitBreaker
+from ._clock import Clock
 from ._deadlines import Slot
 from ._drain import Drain
 from ._hookset import caller, raised
 from ._interrupts import Interrupts
-from ._runner import Call, Runner
+from ._runner import Call, Inline, Runner
 from ._settings import Settings
 from ._spec import Spec
 from ._task import Args, Origin, Task, run_numbers
@@ -129,8 +131,12 @@ class Batch:
         # A task whose only layer is a time limit (and a retry) has its
         # tries timed on this worker's own slot, inline (see `Deadlines`).
         deadlines, clock = runner.deadlines, asyncio.get_running_loop().time
-        limit: float | None = None
+        inline: Inline | None = None
         slot: Slot | None = None
+        guard = breaker = None
+        probe = False
+        limit: float | None = None
+        turns: tuple[tuple[Callable[[], float | None], Clock], ...] = ()
         # What depends only on the task's spec (shared by every input of one
         # task) is settled when the spec changes, not for each task: whether
         # it is bare, else its layers composed once (see `Runner.plan`).
@@ -164,36 +170,53 @@ class Batch:
                     self._feed(spec.drain)
                 fast = spec.plain and bare
                 # Inline only where the value is not wanted (map and as_completed keep it).
-                limit = None if fast or not bare_out else runner.inline_timeout(spec)
-                if limit is not None:
-                    if slot is None:
+                inline = None if fast or not bare_out else runner.inline(spec)
+                if inline is None:
+                    if not fast:
+                        call = runner.plan(spec)
+                else:
+                    guard, limit = inline.breaker, inline.seconds
+                    turns = tuple((rate.reserve, rate.clock) for rate in inline.rates)
+                    if limit is not None and slot is None:
                         slot = deadlines.slot(me)
-                elif not fast:
-                    call = runner.plan(spec)
 
             args: Args[Any] = _new(Args)  # pyright: ignore[reportUnknownVariableType]
             args._task, args._origin, args._index = task, origin, index
             failure = None
+            admitted = False
             try:
                 if fast:
                     await spec.fn(args)
-                elif limit is not None:
-                    # One try limited to `limit` seconds, on this worker's
-                    # own slot: `Deadlines.limit`'s work, without a coroutine.
-                    assert slot is not None
-                    slot.deadline = deadline = clock() + limit
-                    if deadline < deadlines.armed_at:
-                        deadlines.watch(deadline)
-                    try:
+                elif inline is not None:
+                    # The first try through the task's layers, run here as
+                    # `plan` would (see `Runner.inline`), without a coroutine each.
+                    breaker = guard
+                    if breaker is not None:
+                        probe = breaker.admit(None)  # a refusal is the task's error, never retried
+                        admitted = True
+                    for reserve, rate_clock in turns:
+                        if (turn := reserve()) is not None:
+                            await rate_clock.sleep_until(turn)
+                    if limit is None:
                         await spec.fn(args)
-                    except BaseException as error:
+                    else:
+                        # Timed on this worker's own slot: `Deadlines.limit`'s work.
+                        assert slot is not None
+                        slot.deadline = deadline = clock() + limit
+                        if deadline < deadlines.armed_at:
+                            deadlines.watch(deadline)
+                        try:
+                            await spec.fn(args)
+                        except BaseException as error:
+                            slot.deadline = math.inf
+                            if slot.expired and slot.take_back(error):
+                                raise runner.timed_out(limit, args) from None
+                            raise
                         slot.deadline = math.inf
-                        if slot.expired and slot.take_back(error):
-                            raise runner.timed_out(limit, args) from None
-                        raise
-                    slot.deadline = math.inf
-                    if slot.expired:
-                        slot.take_back(None)  # out of time, it swallowed that: its value stands
+                        if slot.expired:
+                            slot.take_back(None)  # out of time, it swallowed that: its value stands
+                    if breaker is not None:
+                        breaker.succeeded(probe, None)
                 else:
                     # `Runner.run`, inlined: a coroutine less per task.
                     assert call is not None
@@ -226,6 +249,8 @@ class Batch:
             except Exception as error:
                 failure = error
             except asyncio.CancelledError as cancelled:
+                if admitted and breaker is not None:
+                    breaker.abandoned(probe)
                 if me.cancelling():
                     raise
                 # Raised by the task itself (it awaited something that another
@@ -235,11 +260,13 @@ class Batch:
                 own.__cause__ = cancelled
                 self._errors.append((index, own))
             except (KeyboardInterrupt, SystemExit) as interrupt:
+                if admitted and breaker is not None:
+                    breaker.abandoned(probe)
                 assert self._interrupts is not None
                 self._interrupts.catch(interrupt)
             if failure is not None:
-                if fast or limit is not None:
-                    await self._settle(index, spec, args, failure)
+                if fast or (inline is not None and (admitted or inline.breaker is None)):
+                    await self._settle(index, spec, args, failure, breaker if admitted else None, probe)
                 else:
                     self._errors.append((index, failure))
             # A task that swallowed its CancelledError must not make a
@@ -247,16 +274,34 @@ class Batch:
             if me.cancelling():
                 raise asyncio.CancelledError
 
-    async def _settle(self, index: int, spec: Spec, args: Args[Any], failure: Exception) -> None:
-        # A bare task's first try failed: retry it if its policy (or the
-        # pool's) says so, and record its final error otherwise.
+    async def _settle(
+        self,
+        index: int,
+        spec: Spec,
+        args: Args[Any],
+        failure: Exception,
+        breaker: CircuitBreaker | None = None,
+        probe: bool = False,
+    ) -> None:
+        # A first try run inline failed: retry it if its policy (or the
+        # pool's) says so, and record its final error otherwise; the task's
+        # breaker, which admitted it, hears how it ended.
         try:
             await self._runner.after_failure(spec, args, failure)
         except Exception as error:
             self._errors.append((index, error))
-        except (KeyboardInterrupt, SystemExit) as interrupt:
+            if breaker is not None:
+                breaker.failed(probe, error, None)
+        except BaseException as stopped:
+            if breaker is not None:
+                breaker.abandoned(probe)
+            if not isinstance(stopped, KeyboardInterrupt | SystemExit):
+                raise
             assert self._interrupts is not None
-            self._interrupts.catch(interrupt)
+            self._interrupts.catch(stopped)
+        else:
+            if breaker is not None:
+                breaker.succeeded(probe, None)
 
     def _stop_supply(self, error: Exception) -> None:
         self._source_error = error

@@ -15,6 +15,7 @@ task, with no layer at all, never comes here: workers await it directly.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from functools import partial
 from time import perf_counter
 from typing import Any
@@ -144,14 +145,18 @@ class Runner:
         """The time limit of each try of ``spec``: its own, else the pool's."""
         return self._layers.timeout if spec.layers.timeout is None else spec.layers.timeout
 
-    def inline_timeout(self, spec: Spec) -> float | None:
-        """The time limit of an async task whose only layers are it and a retry, so that a worker may
-        run its tries inline (see ``Slot``); ``None`` for any other task."""
+    def inline(self, spec: Spec) -> Inline | None:
+        """The layers of an async task that a worker may run around its first try itself.
+
+        Only a circuit breaker, rate limits and a time limit (with a retry,
+        which ``after_failure`` runs): no middleware and no hooks, whose
+        order only ``plan`` keeps. ``None`` for any other task.
+        """
         pool, own = self._layers, spec.layers
-        others = pool.middleware or own.middleware or own.breaker or pool.rate or own.rate
-        if not spec.is_async or others or self.hooks is not None:
+        if not spec.is_async or pool.middleware or own.middleware or self.hooks is not None:
             return None
-        return self.time_limit(spec)
+        rates = tuple(rate for rate in (pool.rate, own.rate) if rate is not None)
+        return Inline(own.breaker, rates, self.time_limit(spec))
 
     def _composed(self, spec: Spec) -> tuple[Call, Call]:
         # The whole plan, and one try (what a retry calls again).
@@ -249,6 +254,16 @@ class Runner:
             return value
 
         return guarded
+
+
+@dataclass(frozen=True, slots=True)
+class Inline:
+    """What a worker runs around a task's first try, in the order of ``plan``: the breaker's
+    admission, each rate limit's turn (the pool's first), then the try within ``seconds``."""
+
+    breaker: CircuitBreaker | None
+    rates: tuple[RateLimit, ...]
+    seconds: float | None
 
 
 def _paced(inner: Call, rate: RateLimit) -> Call:
