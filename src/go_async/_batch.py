@@ -16,6 +16,7 @@ from time import perf_counter
 from typing import Any, cast
 
 from ._breaker import CircuitBreaker
+from ._calls import not_a_task
 from ._clock import Clock
 from ._deadlines import Slot
 from ._drain import Drain
@@ -333,21 +334,3 @@ class Batch:
         if errors:
             msg = f"{len(errors)} of {self._total} tasks failed"
             raise ExceptionGroup(msg, errors)
-
-
-def not_a_task(index: int, value: object) -> TypeError:
-    """The error for a value in the tasks iterable that is not a Task."""
-    hint = f": wrap the function as Task({getattr(value, '__name__', 'fn')})" if callable(value) else ""
-    return TypeError(f"tasks[{index}] must be a Task, got {value!r} ({type(value).__name__}){hint}")
-
-
-def check_tasks(tasks: Iterable[Task[Any]]) -> None:
-    """Refuse what is not an iterable of tasks; a list or tuple is checked whole."""
-    # Annotations do not bind untyped callers: check what we were given.
-    if isinstance(tasks, Task) or not isinstance(tasks, Iterable):
-        msg = f"Pool.go(tasks): tasks must be an iterable of Task, got {tasks!r} ({type(tasks).__name__})"
-        raise TypeError(msg)
-    if isinstance(tasks, list | tuple):
-        for index, task in enumerate(tasks):
-            if not isinstance(task, Task):
-                raise not_a_task(index, task)

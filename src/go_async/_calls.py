@@ -130,3 +130,21 @@ def check_mapping(where: str, fn: object, inputs: object) -> None:
     if not isinstance(inputs, Iterable):
         msg = f"{where}(fn, inputs): inputs must be iterable, got {inputs!r} ({type(inputs).__name__})"
         raise TypeError(msg)
+
+
+def not_a_task(index: int, value: object) -> TypeError:
+    """The error for a value in the tasks iterable that is not a Task."""
+    hint = f": wrap the function as Task({getattr(value, '__name__', 'fn')})" if callable(value) else ""
+    return TypeError(f"tasks[{index}] must be a Task, got {value!r} ({type(value).__name__}){hint}")
+
+
+def check_tasks(tasks: Iterable[Task[Any]]) -> None:
+    """Refuse what is not an iterable of tasks; a list or tuple is checked whole."""
+    # Annotations do not bind untyped callers: check what we were given.
+    if isinstance(tasks, Task) or not isinstance(tasks, Iterable):
+        msg = f"Pool.go(tasks): tasks must be an iterable of Task, got {tasks!r} ({type(tasks).__name__})"
+        raise TypeError(msg)
+    if isinstance(tasks, list | tuple):
+        for index, task in enumerate(tasks):
+            if not isinstance(task, Task):
+                raise not_a_task(index, task)

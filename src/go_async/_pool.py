@@ -11,9 +11,9 @@ from functools import partial
 from types import TracebackType
 from typing import Any, Self, TypeVar, cast, overload
 
-from ._batch import Batch, check_tasks
+from ._batch import Batch
 from ._breaker import CircuitBreaker, CircuitState
-from ._calls import calls, check_mapping, refuse_to_block, size_of, stream
+from ._calls import calls, check_mapping, check_tasks, refuse_to_block, size_of, stream
 from ._checks import positive_int, timeout_seconds
 from ._hookset import HookSet, emit
 from ._progress import ProgressChoice, progress_hooks
