@@ -10,6 +10,9 @@ and one that is present adds its own work, not a wrapper around it.
 The entry points (``go``/``map``, the running pool, flows through it, the
 remote worker, ``Task.execute``) own what happens to an outcome; the bare
 task, with no layer at all, never comes here: workers await it directly.
+``go``'s workers also run the first try of a task whose only layers are a
+breaker, rate limits and a time limit themselves (``inline``), and come
+back here for its retries (``after_failure``).
 """
 
 from __future__ import annotations
