@@ -44,7 +44,6 @@ class Batch:
     """
 
     __slots__ = (
-        "_bare",
         "_deliver",
         "_errors",
         "_fed",
@@ -69,8 +68,6 @@ class Batch:
         self._runner = Runner(settings.layers, settings.events, self._threads)
         self._keep = keep
         self._deliver = deliver
-        # Nothing to do around a plain task but await it: the worker's fast path.
-        self._bare = self._runner.bare and keep is None and deliver is None
         self._errors: list[tuple[int, Exception]] = []
         self._fed: set[Drain[Any]] = set()
         self._source_error: Exception | None = None
@@ -122,19 +119,21 @@ class Batch:
         me = cast("asyncio.Task[None]", asyncio.current_task())
         origin = Origin(self._number, None)
         runner = self._runner
-        bare = self._bare
+        # A task's value is wanted (map, as_completed) or not (go).
         bare_out = self._keep is None and self._deliver is None
+        bare = runner.bare and bare_out  # nothing around a plain task but to await it
         hooks = runner.hooks
         timed = hooks is not None and hooks.times_tasks
         # The hooks of a task's start and success, called inline (see `caller`).
         on_start = None if hooks is None else caller(hooks.task_started)
         on_success = None if hooks is None else caller(hooks.task_succeeded)
-        # A task whose only layer is a time limit (and a retry) has its
-        # tries timed on this worker's own slot, inline (see `Deadlines`).
+        # A task whose only layers are a breaker, rate limits and a time limit
+        # (and a retry) has its first try run here (see `Runner.inline`), timed
+        # on this worker's own slot (see `Deadlines`).
         deadlines, clock = runner.deadlines, asyncio.get_running_loop().time
         inline: Inline | None = None
         slot: Slot | None = None
-        guard = breaker = None
+        guard: CircuitBreaker | None = None
         probe = False
         limit: float | None = None
         turns: tuple[tuple[Callable[[], float | None], Clock], ...] = ()
@@ -191,9 +190,8 @@ class Batch:
                 elif inline is not None:
                     # The first try through the task's layers, run here as
                     # `plan` would (see `Runner.inline`), without a coroutine each.
-                    breaker = guard
-                    if breaker is not None:
-                        probe = breaker.admit(None)  # a refusal is the task's error, never retried
+                    if guard is not None:
+                        probe = guard.admit(None)  # a refusal is the task's error, never retried
                         admitted = True
                     for reserve, rate_clock in turns:
                         if (turn := reserve()) is not None:
@@ -216,8 +214,8 @@ class Batch:
                         slot.deadline = math.inf
                         if slot.expired:
                             slot.take_back(None)  # out of time, it swallowed that: its value stands
-                    if breaker is not None:
-                        breaker.succeeded(probe, None)
+                    if guard is not None:
+                        guard.succeeded(probe, None)
                 else:
                     # `Runner.run`, inlined: a coroutine less per task.
                     assert call is not None
@@ -250,8 +248,8 @@ class Batch:
             except Exception as error:
                 failure = error
             except asyncio.CancelledError as cancelled:
-                if admitted and breaker is not None:
-                    breaker.abandoned(probe)
+                if admitted and guard is not None:
+                    guard.abandoned(probe)
                 if me.cancelling():
                     raise
                 # Raised by the task itself (it awaited something that another
@@ -261,13 +259,13 @@ class Batch:
                 own.__cause__ = cancelled
                 self._errors.append((index, own))
             except (KeyboardInterrupt, SystemExit) as interrupt:
-                if admitted and breaker is not None:
-                    breaker.abandoned(probe)
+                if admitted and guard is not None:
+                    guard.abandoned(probe)
                 assert self._interrupts is not None
                 self._interrupts.catch(interrupt)
             if failure is not None:
-                if fast or (inline is not None and (admitted or inline.breaker is None)):
-                    await self._settle(index, spec, args, failure, breaker if admitted else None, probe)
+                if fast or (inline is not None and (admitted or guard is None)):
+                    await self._settle(index, spec, args, failure, guard if admitted else None, probe)
                 else:
                     self._errors.append((index, failure))
             # A task that swallowed its CancelledError must not make a
