@@ -5,6 +5,8 @@
 LIMIT is a number or ``none``; LOOP is ``asyncio`` or ``uvloop``. The run
 harness starts one process per case, so each case's peak memory is its own.
 The special contender ``drain_send`` times ``Drain.send`` from one thread.
+A contender that returns its values (a ``map``) must return each input's in
+input order; that is checked after each timed run, outside its time.
 """
 
 from __future__ import annotations
@@ -38,6 +40,9 @@ def time_case(key: str, workload: str, limit: int | None, n: int, reps: int) -> 
         elapsed = time.perf_counter_ns() - start
         if workload == "collect" and sorted(work.collected) != list(range(n)):
             msg = f"{key} lost values: collected {len(work.collected)} of {n}"
+            raise AssertionError(msg)
+        if work.mapped is not None and work.mapped != list(range(n)):
+            msg = f"{key} returned {len(work.mapped)} values for {n} inputs, or not in input order"
             raise AssertionError(msg)
         per_task.append(elapsed / n)
     return per_task

@@ -8,7 +8,12 @@ go_async run on the source of an earlier commit (see ``run.py``), so this
 module imports nothing from go_async at the top that the earlier code lacks.
 The running pool (``async with Pool(...) as pool``, then ``submit``) is
 measured against the peers a user would pick for the same shape of code:
-TaskGroup + Semaphore, aiojobs' spawn and asyncio-pool's spawn.
+TaskGroup + Semaphore, aiojobs' spawn and asyncio-pool's spawn. The ``map``
+entry points (``Pool(...).map`` and a running pool's ``await pool.map``)
+return each input's value in input order: they are measured against the
+peers that do the same, asyncio-pool's ``map`` and aiometer's ``run_all``,
+all on ``Work.value``, and each records its list in ``Work.mapped`` so that
+the harness can check the order outside the timed run.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, TypeVar
 
 from go_async import Args, Drain, Pool, Task
@@ -38,6 +44,10 @@ FEATURE_COSTS = (
 # What a user would pick instead of the running pool (`async with Pool(...)`,
 # then `submit`): the report's lead for the running pool is over the fastest.
 RUNNING_PEERS = ("tg_semaphore", "aiojobs", "asyncio_pool_spawn")
+# go_async's `map`s (blocking, and a running pool's) and the peers that also
+# return each input's value in input order: the report's map section.
+GO_ASYNC_MAPS = ("go_async_map", "go_async_running_map")
+MAP_PEERS = ("asyncio_pool_map", "aiometer_run_all")
 # A rate that never holds a start back (one a nanosecond): what remains is
 # the cost of checking it.
 NEVER_BINDS = 10**9
@@ -48,7 +58,11 @@ RUNNING_QUEUE = 1_000
 
 
 class Work:
-    """One workload's coroutine functions, for peers (``item``) and for go_async (``task_fn``)."""
+    """One workload's coroutine functions, for peers (``item``) and for go_async (``task_fn``).
+
+    ``value`` is the same workload returning its input, for the contenders
+    that return a list of values; they leave that list in ``mapped``.
+    """
 
     def __init__(self, kind: str) -> None:
         if kind not in WORKLOADS:
@@ -56,6 +70,7 @@ class Work:
             raise ValueError(msg)
         self.kind = kind
         self.collected: list[int] = []
+        self.mapped: list[int] | None = None
         append = self.collected.append
 
         async def noop(_: object) -> None:
@@ -70,12 +85,28 @@ class Work:
         async def collect_task(args: Args[int]) -> None:
             append(args.input)
 
+        async def noop_value(x: int) -> int:
+            return x
+
+        async def sleep0_value(x: int) -> int:
+            await asyncio.sleep(0)
+            return x
+
+        async def collect_value(x: int) -> int:
+            append(x)
+            return x
+
         self.item: Callable[[int], Coroutine[Any, Any, None]]
         self.task_fn: Callable[[Args[int]], Coroutine[Any, Any, None]]
         if kind == "collect":
             self.item, self.task_fn = collect, collect_task
         else:
             self.item = self.task_fn = noop if kind == "noop" else sleep0
+        self.value: Callable[[int], Coroutine[Any, Any, int]] = {
+            "noop": noop_value,
+            "sleep0": sleep0_value,
+            "collect": collect_value,
+        }[kind]
 
 
 # --- the floor and a hand-written reference -------------------------------------
@@ -227,11 +258,24 @@ def asyncio_pool_map(work: Work, limit: int | None, n: int) -> None:
 
     assert limit is not None
 
-    async def main() -> None:
+    async def main() -> list[int]:
         async with AioPool(size=limit) as pool:
-            await pool.map(work.item, range(n))
+            results: list[int] = await pool.map(work.value, range(n))
+        return results
 
-    asyncio.run(main())
+    work.mapped = asyncio.run(main())
+
+
+def aiometer_run_all(work: Work, limit: int | None, n: int) -> None:
+    import aiometer  # noqa: PLC0415
+
+    value = work.value
+
+    async def main() -> list[int]:
+        results: list[int] = await aiometer.run_all([partial(value, i) for i in range(n)], max_at_once=limit)
+        return results
+
+    work.mapped = asyncio.run(main())
 
 
 # --- go_async, used as its README shows -------------------------------------------
@@ -251,6 +295,18 @@ def go_async_drain(work: Work, limit: int | None, n: int) -> None:
     base = Task(send if work.kind == "collect" else work.task_fn).drain_to(out)
     Pool(limit=limit).go(base.with_input(i) for i in range(n))
     work.collected.extend(out.drain())
+
+
+def go_async_map(work: Work, limit: int | None, n: int) -> None:
+    work.mapped = Pool(limit=limit).map(work.value, range(n))
+
+
+def go_async_running_map(work: Work, limit: int | None, n: int) -> None:
+    async def main() -> list[int]:
+        async with Pool(limit=limit) as pool:
+            return await pool.map(work.value, range(n))
+
+    work.mapped = asyncio.run(main())
 
 
 def go_async_retry(work: Work, limit: int | None, n: int) -> None:
@@ -360,6 +416,7 @@ CONTENDERS = {
         Contender("aiojobs", "aiojobs.Scheduler", aiojobs_scheduler, ANY, "peer"),
         Contender("asyncio_pool_map", "asyncio-pool map", asyncio_pool_map, LIMITED, "peer"),
         Contender("asyncio_pool_spawn", "asyncio-pool spawn", asyncio_pool_spawn, LIMITED, "peer"),
+        Contender("aiometer_run_all", "aiometer.run_all", aiometer_run_all, ONLY_100, "peer"),
         Contender("go_async", "go_async Pool.go", go_async, ANY, "go_async"),
         Contender("go_async_drain", "go_async + drain", go_async_drain, ANY, "go_async"),
         Contender("go_async_retry", "go_async + unused retry", go_async_retry, ANY, "go_async"),
@@ -372,6 +429,10 @@ CONTENDERS = {
             go_async_running_bounded,
             ONLY_100,
             "go_async",
+        ),
+        Contender("go_async_map", "go_async Pool.map", go_async_map, ONLY_100, "go_async"),
+        Contender(
+            "go_async_running_map", "go_async running pool, map", go_async_running_map, ONLY_100, "go_async"
         ),
         Contender(
             "go_async_timeout",

@@ -8,7 +8,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import distributed
-from contenders import BASELINE, CONTENDERS, FEATURE_COSTS, RUNNING_PEERS, RUNNING_QUEUE, WORKLOADS
+from contenders import (
+    BASELINE,
+    CONTENDERS,
+    FEATURE_COSTS,
+    GO_ASYNC_MAPS,
+    MAP_PEERS,
+    RUNNING_PEERS,
+    RUNNING_QUEUE,
+    WORKLOADS,
+)
 
 if TYPE_CHECKING:
     from distributed import Row
@@ -88,6 +97,7 @@ def markdown(
         "Regenerate with `python benchmarks/run.py` (`--quick` for a smoke run).",
         "",
         *targets(figures, drain_ns, costs),
+        *map_section(figures),
         *cost_table(costs),
         *(["", *distributed.markdown(list(workers))] if workers else []),
     ]
@@ -285,6 +295,54 @@ def running_targets(figures: Figures, loop: str, size: int) -> list[str]:
             f"{FLAT_FACTOR}× the {smallest:,}'s + {FLAT_SLACK_MB:.0f} MB) | {peaks} MB at {sizes} "
             f"| {'✓' if flat else '✗'} |"
         )
+    return rows
+
+
+def map_section(figures: Figures, loop: str = "asyncio") -> list[str]:
+    """go_async's two ``map``s against the peers that also return each input's value in input order.
+
+    Each go_async cell gives its ns per task and its lead over the fastest of
+    MAP_PEERS measured in the same run, as the running pool's target row
+    does; a workload appears once one of go_async's ``map``s was measured.
+    """
+    sizes = figures.sizes(loop)
+    if not sizes:
+        return []
+    size = min(sizes, key=lambda s: abs(s - 100_000))
+    workloads = [
+        w for w in WORKLOADS if any(figures.ns(loop, w, 100, key, size) is not None for key in GO_ASYNC_MAPS)
+    ]
+    if not workloads:
+        return []
+    peers = ", ".join(CONTENDERS[key].label for key in MAP_PEERS)
+    rows = [
+        "",
+        f"## map: results in input order ({loop} loop, limit 100, {size:,} tasks)",
+        "",
+        "`Pool(limit=100).map(fn, inputs)` and, in a running pool, `await pool.map(fn, inputs)`, against "
+        f"the peers that also return each input's value in input order ({peers}); `fn` returns its "
+        "input. Each go_async cell: ns per task · the fastest peer's time ÷ go_async's (above 1: "
+        "go_async takes less time), the two measured in the same run.",
+        "",
+        "| workload | "
+        + " | ".join(CONTENDERS[key].label for key in (*GO_ASYNC_MAPS, *MAP_PEERS))
+        + " | fastest peer |",
+        "|---|" + "---:|" * (len(GO_ASYNC_MAPS) + len(MAP_PEERS)) + "---|",
+    ]
+    for workload in workloads:
+        cells, fastest = [], "—"
+        for key in GO_ASYNC_MAPS:
+            ns = figures.ns(loop, workload, 100, key, size)
+            lead = lead_over_peers(figures, loop, workload, 100, size, ours=key, peers=MAP_PEERS)
+            if lead is None:  # this map, or every peer, not measured
+                cells.append("—" if ns is None else f"{ns:,.0f}")
+            else:
+                cells.append(f"{ns:,.0f} · {lead[0]:.2f}×")
+                fastest = lead[1]
+        for key in MAP_PEERS:
+            ns = figures.ns(loop, workload, 100, key, size)
+            cells.append("—" if ns is None else f"{ns:,.0f}")
+        rows.append(f"| {workload} | " + " | ".join(cells) + f" | {fastest} |")
     return rows
 
 

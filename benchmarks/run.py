@@ -26,7 +26,7 @@ from functools import cache
 from pathlib import Path
 
 import distributed
-from contenders import BASELINE, CONTENDERS, FEATURE_COSTS, WORKLOADS
+from contenders import BASELINE, CONTENDERS, FEATURE_COSTS, GO_ASYNC_MAPS, WORKLOADS
 
 HERE = Path(__file__).resolve().parent
 LIMITS: tuple[int | None, ...] = (None, 100, 1)
@@ -40,6 +40,11 @@ DRAIN_SENDS = 1_000_000
 # in a rotated order each round, as the first case after a change of
 # workload ran a few percent slower, whatever it was.
 COST_ROUNDS = 5
+# The contenders only the map section needs (asyncio-pool's map runs for the
+# tables anyway). Each case is a process, so they run at 10,000 tasks, and at
+# 100,000 only on these workloads; never on uvloop.
+MAP_ONLY = (*GO_ASYNC_MAPS, "aiometer_run_all")
+MAP_WORKLOADS = ("noop", "sleep0")
 
 
 @dataclass
@@ -104,8 +109,14 @@ def in_full_run(loop: str, size: int, limit: int | None, key: str, *, workload: 
     hand-written loop, and the running pool with a bounded queue on no-op
     tasks, for its memory. On uvloop, the 100,000 cases with no limit and
     limit 100, but for anyio and aiometer, whose own Python code dominates.
+    The contenders only the map section needs (MAP_ONLY, all at limit 100)
+    run at 10,000 tasks, and at 100,000 for MAP_WORKLOADS, on asyncio only.
     """
     ours = key in ("go_async", "go_async_drain", "go_async_retry", "sequential", "workers")
+    if key in MAP_ONLY:
+        return loop == "asyncio" and (
+            size == FULL_SIZES[0] or (size == HEADLINE_SIZE and workload in MAP_WORKLOADS)
+        )
     if loop == "uvloop":
         return size == HEADLINE_SIZE and limit != 1 and key not in ("anyio", "aiometer")
     if size == FULL_SIZES[0]:
@@ -121,13 +132,14 @@ def a_target_needs(case: Case) -> bool:
     """Whether a target row is judged on this case, so that it runs however long it is projected to take.
 
     The running pool's lead is judged on no-op tasks at limit 100, and its
-    flat memory needs its bounded queue at every size up to 1,000,000.
+    flat memory needs its bounded queue at every size up to 1,000,000; the
+    map section gives go_async's two ``map``s on no-op tasks at limit 100.
     """
     return (
         case.loop == "asyncio"
         and case.workload == "noop"
         and case.limit == 100
-        and case.contender in ("go_async_running", "go_async_running_bounded")
+        and case.contender in ("go_async_running", "go_async_running_bounded", *GO_ASYNC_MAPS)
     )
 
 

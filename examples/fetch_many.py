@@ -45,13 +45,12 @@ async def main() -> None:
     service = FlakyService(seed=42)
     pages: Drain[Page] = Drain()
 
-    # A task's own drain holds values of its input's type (here str); pages
-    # are another type, so the function sends them to a drain it closes over.
-    async def fetch(args: Args[str]) -> None:
-        pages.send(await service.get(args.input))
+    # A str in (the URL), Pages out: Args[str, Page] types both.
+    async def fetch(args: Args[str, Page]) -> None:
+        args.drain.send(await service.get(args.input))
 
     urls = [f"https://example.org/item/{n}" for n in range(40)]
-    base = Task(fetch).with_retry(4, 0.01, max_wait=0.1)
+    base = Task(fetch).drain_to(pages).with_retry(4, 0.01, max_wait=0.1, on=ConnectionError)
     pool = Pool(limit=5)
 
     async def report() -> int:

@@ -1,4 +1,4 @@
-"""The README's quick start: title-case user names with a limit, retries and a drain."""
+"""The README's quick start: user names in, users out, with a limit, retries and a drain."""
 
 from dataclasses import dataclass
 
@@ -10,13 +10,13 @@ class User:
     name: str
 
 
-async def fetch(args: Args[User]) -> None:
-    args.drain.send(User(name=args.input.name.title()))
+async def fetch(args: Args[str, User]) -> None:  # a str in, Users out
+    args.drain.send(User(name=args.input.title()))
 
 
-users = [User("ada lovelace"), User("alan turing"), User("grace hopper")]
+names = ["ada lovelace", "alan turing", "grace hopper"]
 out: Drain[User] = Drain()
 
 pool = Pool(limit=8)
-pool.go([Task(fetch).with_input(u).drain_to(out).with_retry(3, 0.2) for u in users])
+pool.go([Task(fetch).with_input(name).drain_to(out).with_retry(3, 0.2) for name in names])
 print(sorted(user.name for user in out.drain()))

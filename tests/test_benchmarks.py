@@ -11,11 +11,22 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
+import case as one_case
 import distributed
 import report
 import run
-from contenders import BASELINE, CONTENDERS, FEATURE_COSTS, RUNNING_PEERS, WORKLOADS, Work
-from report import Figures, markdown, targets
+from contenders import (
+    BASELINE,
+    CONTENDERS,
+    FEATURE_COSTS,
+    GO_ASYNC_MAPS,
+    MAP_PEERS,
+    RUNNING_PEERS,
+    WORKLOADS,
+    Contender,
+    Work,
+)
+from report import Figures, map_section, markdown, targets
 from run import Case, plan
 
 MACHINE = {"date": "2026-11-22", "cpu": "a CPU, 2 cores", "os": "Linux", "versions": "python 3.11"}
@@ -41,7 +52,7 @@ def test_the_full_plan_measures_what_the_targets_need() -> None:
         for workload in WORKLOADS:
             for limit in contender.limits:
                 assert ("asyncio", 10_000, workload, limit, key) in cases
-            if 100 in contender.limits:
+            if 100 in contender.limits and (key not in run.MAP_ONLY or workload in run.MAP_WORKLOADS):
                 assert ("asyncio", 100_000, workload, 100, key) in cases
     for size in (10_000, 100_000, 1_000_000):
         assert ("asyncio", size, "noop", 100, "go_async") in cases
@@ -49,9 +60,27 @@ def test_the_full_plan_measures_what_the_targets_need() -> None:
     for key in ("go_async_running", *RUNNING_PEERS):
         assert ("asyncio", 100_000, "noop", 100, key) in cases
     assert ("uvloop", 100_000, "sleep0", 100, "go_async") in cases
+    for workload in ("noop", "sleep0"):  # the map section, at the headline size
+        for key in (*GO_ASYNC_MAPS, *MAP_PEERS):
+            assert ("asyncio", 100_000, workload, 100, key) in cases
     at_a_million = {(workload, limit, key) for _, size, workload, limit, key in cases if size == 1_000_000}
     assert ("sleep0", 100, "go_async_running_bounded") not in at_a_million
     assert not {key for _, _, key in at_a_million} & {"go_async_running", *RUNNING_PEERS}
+
+
+def test_the_contenders_only_the_map_section_needs_add_few_cases() -> None:
+    """Each case is a process: three per contender at 10,000 tasks, two at 100,000, none on uvloop."""
+    added = [c for c in plan(quick=False) if c.contender in run.MAP_ONLY]
+    assert {c.contender for c in added} == {*GO_ASYNC_MAPS, "aiometer_run_all"}
+    assert {(c.loop, c.limit) for c in added} == {("asyncio", 100)}
+    assert sorted((c.size, c.workload) for c in added if c.contender == "go_async_map") == [
+        (10_000, "collect"),
+        (10_000, "noop"),
+        (10_000, "sleep0"),
+        (100_000, "noop"),
+        (100_000, "sleep0"),
+    ]
+    assert len(added) == 15
 
 
 def test_the_cases_a_target_needs_run_whatever_their_projection(
@@ -171,6 +200,44 @@ def test_each_features_cost_at_limit_100_is_judged_against_its_own_bound() -> No
         assert row.endswith(f"| {measured} |")
 
 
+@pytest.mark.parametrize(
+    ("aiometer_ns", "closest"), [(20_000.0, "asyncio-pool map"), (5_000.0, "aiometer.run_all")]
+)
+def test_the_maps_are_compared_with_the_fastest_peer_that_keeps_input_order(
+    aiometer_ns: float, closest: str
+) -> None:
+    """Each go_async map: its ns per task and the fastest map peer's time over it, in the same run."""
+    cases = [
+        case("noop", 100, "go_async_map", 1_000),
+        case("noop", 100, "go_async_running_map", 4_000),
+        case("noop", 100, "asyncio_pool_map", 8_000),
+        case("noop", 100, "aiometer_run_all", aiometer_ns),
+        case("noop", 100, "asyncio_pool_spawn", 100),  # not a map: it returns no values
+        case("sleep0", 100, "go_async_map", 2_000),
+        case("sleep0", 100, "asyncio_pool_map", 9_000),
+        case("collect", 100, "asyncio_pool_map", 9_000),  # no go_async map measured: no row
+    ]
+    fastest = min(8_000, aiometer_ns)
+    text = markdown(cases, [], MACHINE, 60.0, quick=False)
+    section = text.split("## map: results in input order (asyncio loop, limit 100, 100,000 tasks)")[1]
+    assert section.split("\n\n")[2].splitlines() == [
+        "| workload | go_async Pool.map | go_async running pool, map | asyncio-pool map | aiometer.run_all "
+        "| fastest peer |",
+        "|---|---:|---:|---:|---:|---|",
+        f"| noop | 1,000 · {fastest / 1_000:.2f}× | 4,000 · {fastest / 4_000:.2f}× | 8,000 | "
+        f"{aiometer_ns:,.0f} | {closest} |",
+        "| sleep0 | 2,000 · 4.50× | — | 9,000 | — | asyncio-pool map |",
+    ]
+    assert text.index("## Targets") < text.index("## map: results") < text.index("## asyncio loop")
+
+
+def test_the_map_section_needs_a_go_async_map() -> None:
+    """Without go_async's maps there is nothing to compare; without peers, their times stand alone."""
+    assert map_section(Figures([case("noop", 100, "asyncio_pool_map", 8_000)])) == []
+    [row] = [r for r in map_section(Figures([case("noop", 100, "go_async_map", 1_000)])) if "| noop |" in r]
+    assert row == "| noop | 1,000 | — | — | — | — |"
+
+
 def test_memory_flatness_and_drain_speed_are_judged() -> None:
     """Flat means a few MB more for 100 times the tasks; Drain.send needs 5 million a second."""
     cases = [
@@ -212,6 +279,27 @@ def test_every_workload_collects_exactly_its_inputs(workload: str) -> None:
         contender.run(work, contender.limits[-1], 50)
         expected = list(range(50)) if workload == "collect" else []
         assert sorted(work.collected) == expected, key
+
+
+@pytest.mark.parametrize("workload", WORKLOADS)
+@pytest.mark.parametrize("key", [*GO_ASYNC_MAPS, *MAP_PEERS])
+def test_every_map_returns_each_inputs_value_in_input_order(workload: str, key: str) -> None:
+    work = Work(workload)
+    CONTENDERS[key].run(work, 100, 300)
+    assert work.mapped == list(range(300))
+
+
+def test_a_map_that_returns_its_values_out_of_order_fails_its_case(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The harness checks each map's list after its timed run."""
+
+    def backwards(work: Work, limit: int | None, n: int) -> None:
+        work.mapped = list(reversed(range(n)))
+
+    monkeypatch.setitem(CONTENDERS, "backwards", Contender("backwards", "", backwards, (100,), "peer"))
+    with pytest.raises(
+        AssertionError, match="backwards returned 20 values for 20 inputs, or not in input order"
+    ):
+        one_case.time_case("backwards", "noop", 100, 20, 1)
 
 
 def cost(workload: str, limit: int | None, key: str, ns: float, round_: int) -> Case:

@@ -1,5 +1,6 @@
-"""The README's examples and the scripts in examples/ run, and say what they promise."""
+"""The README's examples and the scripts in examples/ run, say what they promise, and type-check."""
 
+import json
 import os
 import re
 import subprocess
@@ -37,6 +38,51 @@ def test_readme_has_examples() -> None:
 def test_readme_example_runs(index: int) -> None:
     """Each README example runs on its own and its assertions hold."""
     _run("-c", BLOCKS[index])
+
+
+def _write_blocks(directory: Path) -> list[Path]:
+    """Each README block as a module of its own, named by its index as in test_readme_example_runs."""
+    paths = [directory / f"readme_{index:02d}.py" for index in range(len(BLOCKS))]
+    for path, block in zip(paths, BLOCKS, strict=True):
+        path.write_text(block)
+    return paths
+
+
+def test_readme_examples_pass_mypy_strict(tmp_path: Path) -> None:
+    """Each README example type-checks under mypy with the project's settings (--strict and more)."""
+    paths = _write_blocks(tmp_path)
+    config = f"--config-file={ROOT / 'pyproject.toml'}"
+    result = subprocess.run(
+        [sys.executable, "-m", "mypy", config, "--no-incremental", *map(str, paths)],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# The project's [tool.pyright] checking rules, without the exceptions it makes for the package's own code.
+README_PYRIGHT_CONFIG = {
+    "typeCheckingMode": "strict",
+    "pythonVersion": "3.11",
+    "enableTypeIgnoreComments": True,
+    "reportUnnecessaryTypeIgnoreComment": "error",
+}
+
+
+def test_readme_examples_pass_pyright_strict(tmp_path: Path) -> None:
+    """Each README example type-checks under pyright in strict mode, against the installed package."""
+    _write_blocks(tmp_path)
+    (tmp_path / "pyrightconfig.json").write_text(json.dumps(README_PYRIGHT_CONFIG))
+    result = subprocess.run(
+        [sys.executable, "-m", "pyright", "--pythonpath", sys.executable, "--project", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_quickstart_example() -> None:

@@ -518,7 +518,7 @@ class Ends(Hooks):
         self.ends[args.id].append("cancelled")
 
 
-async def outcome_of_awaiting(handle: Handle[int]) -> str:
+async def outcome_of_awaiting(handle: Handle[None]) -> str:
     """What ``await handle`` gives: "succeeded", "failed <index>" or "cancelled"."""
     try:
         async with asyncio.timeout(5):
@@ -559,7 +559,7 @@ def test_every_handle_ends_exactly_once_with_its_outcome_under_the_limit(
         finally:
             running -= 1
 
-    handles: list[Handle[int]] = []
+    handles: list[Handle[None]] = []
     cancelled = [False] * len(plan)
     awaited: dict[int, str] = {}
     raised: list[int] = []

@@ -73,6 +73,6 @@ def test_a_bad_choice_is_refused() -> None:
     with pytest.raises(
         ValueError, match=r"Pool.map: progress must be True, False, 'tqdm' or 'rich', got 'bar'"
     ):
-        Pool().map(double, [1], progress="bar")  # type: ignore[arg-type]
+        Pool().map(double, [1], progress="bar")  # type: ignore[call-overload]
     with pytest.raises(TypeError, match=r"Pool.go: progress must be True, False, 'tqdm' or 'rich', got 1"):
         Pool().go([], progress=1)  # type: ignore[arg-type]

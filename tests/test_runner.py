@@ -285,7 +285,7 @@ async def test_a_try_that_runs_out_of_time_fails_with_timeout_error() -> None:
     task = Task(never).with_timeout(0.01)
     with pytest.raises(TimeoutError) as caught:
         await Runner().run(task._spec, Args(task))
-    assert caught.value.__notes__ == [f"{task!r} timed out after 0.01s"]
+    assert caught.value.__notes__ == ["timed out after 0.01s"]
     me = asyncio.current_task()
     assert me is not None
     assert me.cancelling() == 0
@@ -306,7 +306,7 @@ async def test_every_try_has_its_own_deadline(waits: WaitLog) -> None:
         await Runner(hooks=heard(trace)).run(task._spec, Args(task))
     assert tries == [1, 2]
     assert trace == ["started", "retried 1: TimeoutError()", f"failed: {caught.value!r}"]
-    assert caught.value.__notes__ == [f"{task!r} timed out after 0.01s"]
+    assert caught.value.__notes__ == ["timed out after 0.01s"]
     assert waits.waits == [0.0]
 
 
@@ -359,11 +359,11 @@ async def test_a_tasks_own_timeout_replaces_the_pools() -> None:
     own = Task(never).with_timeout(0.02)
     with pytest.raises(TimeoutError) as caught:
         await runner.run(own._spec, Args(own))
-    assert caught.value.__notes__ == [f"{own!r} timed out after 0.02s"]
+    assert caught.value.__notes__ == ["timed out after 0.02s"]
     pools = Task(never)
     with pytest.raises(TimeoutError) as caught:
         await runner.run(pools._spec, Args(pools))
-    assert caught.value.__notes__ == [f"{pools!r} timed out after 0.01s"]
+    assert caught.value.__notes__ == ["timed out after 0.01s"]
 
 
 @in_loop

@@ -44,7 +44,7 @@ def test_a_running_pool_takes_tasks_and_its_block_waits_for_them() -> None:
     """Handles resolve when their task ends; leaving the block waits for every task."""
     out: Drain[int] = Drain()
 
-    async def main() -> list[Handle[int]]:
+    async def main() -> list[Handle[None]]:
         async with Pool(limit=2) as pool:
             assert isinstance(pool, RunningPool)
             assert pool.is_running
@@ -459,7 +459,7 @@ def test_bad_arguments_are_refused_where_they_are_given() -> None:
 def test_a_task_cancelled_before_its_first_step_still_ends() -> None:
     """Cancelling right after submit, before the task ran at all, ends its handle and lets the pool close."""
 
-    async def main() -> tuple[Handle[int], list[Handle[Any]]]:
+    async def main() -> tuple[Handle[None], list[Handle[Any]]]:
         async with Pool(limit=2) as pool:
             alone = await pool.submit(Task(Gate()).with_input(1))
             assert alone.cancel()

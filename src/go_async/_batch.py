@@ -25,7 +25,7 @@ from ._interrupts import Interrupts
 from ._runner import Call, Inline, Runner
 from ._settings import Settings
 from ._spec import Spec
-from ._task import Args, Origin, Task, run_numbers
+from ._task import Args, Origin, Task, name_failure, run_numbers
 from ._threads import Threads
 
 _new = object.__new__
@@ -72,10 +72,10 @@ class Batch:
         self._fed: set[Drain[Any]] = set()
         self._source_error: Exception | None = None
         self._interrupts: Interrupts | None = None
-        self._specs: Iterator[Task[Any]] = _NO_MORE
+        self._specs: Iterator[Task[Any, Any, Any]] = _NO_MORE
         self._total = 0
 
-    async def drive(self, tasks: Iterable[Task[Any]], limit: int | None) -> None:
+    async def drive(self, tasks: Iterable[Task[Any, Any, Any]], limit: int | None) -> None:
         """Run every task of ``tasks`` to its end, at most ``limit`` at a time."""
         self._specs = iter(tasks)
         self._interrupts = interrupts = Interrupts()
@@ -257,7 +257,7 @@ class Batch:
                 # of that task, and the worker goes on.
                 own = RuntimeError(f"{task!r} raised CancelledError, though its run was not cancelled")
                 own.__cause__ = cancelled
-                self._errors.append((index, own))
+                self._failed(index, args, own)
             except (KeyboardInterrupt, SystemExit) as interrupt:
                 if admitted and guard is not None:
                     guard.abandoned(probe)
@@ -267,7 +267,7 @@ class Batch:
                 if fast or (inline is not None and (admitted or guard is None)):
                     await self._settle(index, spec, args, failure, guard if admitted else None, probe)
                 else:
-                    self._errors.append((index, failure))
+                    self._failed(index, args, failure)
             # A task that swallowed its CancelledError must not make a
             # cancelled worker pull and start the next one.
             if me.cancelling():
@@ -288,7 +288,7 @@ class Batch:
         try:
             await self._runner.after_failure(spec, args, failure)
         except Exception as error:
-            self._errors.append((index, error))
+            self._failed(index, args, error)
             if breaker is not None:
                 breaker.failed(probe, error, None)
         except BaseException as stopped:
@@ -301,6 +301,10 @@ class Batch:
         else:
             if breaker is not None:
                 breaker.succeeded(probe, None)
+
+    def _failed(self, index: int, args: Args[Any], error: Exception) -> None:
+        name_failure(error, args)
+        self._errors.append((index, error))
 
     def _stop_supply(self, error: Exception) -> None:
         self._source_error = error
@@ -322,13 +326,17 @@ class Batch:
         """The final error of each failed task, in submission order."""
         return [error for _, error in sorted(self._errors, key=itemgetter(0))]
 
-    def raise_failures(self) -> None:
-        """Raise what went wrong: the tasks iterable's error, else all task errors."""
+    def raise_failures(self, *, settle: bool = False) -> list[tuple[int, Exception]]:
+        """Raise what went wrong: the tasks iterable's error, else all task errors.
+
+        With ``settle`` the task errors are returned instead, with their positions.
+        """
         errors = self.errors()
         if self._source_error is not None:
             if errors:
                 self._source_error.add_note(f"{len(errors)} tasks failed too: see pool.errors()")
             raise self._source_error
-        if errors:
+        if errors and not settle:
             msg = f"{len(errors)} of {self._total} tasks failed"
             raise ExceptionGroup(msg, errors)
+        return self._errors

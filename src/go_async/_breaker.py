@@ -96,7 +96,7 @@ class CircuitBreaker:
         cooldown: float | timedelta = 30.0,
         clock: Clock | None = None,
     ) -> None:
-        self.name = label("CircuitBreaker", "name", name)
+        self.name: str = label("CircuitBreaker", "name", name)
         self._failures = positive_int("CircuitBreaker", "failures", failures)
         self._cooldown = checked_seconds("CircuitBreaker", "cooldown", cooldown)
         self._clock = SYSTEM_CLOCK if clock is None else clock
@@ -104,7 +104,7 @@ class CircuitBreaker:
         self._in_a_row = 0
         self._opened_at = 0.0
         self._probing = False
-        self.rejected = 0
+        self.rejected: int = 0
         """How many runs failed fast with ``CircuitOpenError``."""
         self.last_error: Exception | None = None
         """The latest failure it counted."""

@@ -14,9 +14,9 @@ X = TypeVar("X")
 R = TypeVar("R")
 
 
-def calls(fn: Callable[[X], Awaitable[R]], inputs: Iterable[X]) -> Iterable[Task[X]]:
+def calls(fn: Callable[[X], Awaitable[R]], inputs: Iterable[X]) -> Iterable[Task[X, X, R]]:
     """A task per input whose function returns ``fn(input)``: the run keeps that value."""
-    task = Task(cast("Callable[[Args[X]], Awaitable[None]]", _Call(fn)))
+    task = Task(cast("Callable[[Args[X]], Awaitable[R]]", _Call(fn)))
     return (task.with_input(value) for value in inputs)
 
 
@@ -82,7 +82,7 @@ class Results(Generic[R]):
 
 
 async def stream(
-    drive: Callable[[Callable[[R], Awaitable[None]]], Awaitable[None]], bound: int | None
+    drive: Callable[[Callable[[R], Awaitable[None]]], Awaitable[object]], bound: int | None
 ) -> AsyncGenerator[R, None]:
     """The values a run delivers, as they come; ``drive(deliver)`` is the run, raising its failures."""
     out: Results[R] = Results(bound)
@@ -104,7 +104,7 @@ def size_of(items: Iterable[Any]) -> int | None:
     return len(items) if isinstance(items, Sized) else None
 
 
-async def settled(run: asyncio.Future[None]) -> None:
+async def settled(run: asyncio.Future[Any]) -> None:
     """Wait for a run we cancelled; what it raised is in the pool's errors()."""
     await asyncio.wait((run,))
     if not run.cancelled():
@@ -138,7 +138,7 @@ def not_a_task(index: int, value: object) -> TypeError:
     return TypeError(f"tasks[{index}] must be a Task, got {value!r} ({type(value).__name__}){hint}")
 
 
-def check_tasks(tasks: Iterable[Task[Any]]) -> None:
+def check_tasks(tasks: Iterable[Task[Any, Any, Any]]) -> None:
     """Refuse what is not an iterable of tasks; a list or tuple is checked whole."""
     # Annotations do not bind untyped callers: check what we were given.
     if isinstance(tasks, Task) or not isinstance(tasks, Iterable):

@@ -31,11 +31,17 @@ class Clock(Protocol):
             return RateLimit(10, per=1, clock=clock)
     """
 
-    def time(self) -> float: ...
+    def time(self) -> float:
+        """The time now, in monotonic seconds."""
+        ...
 
-    def wall(self) -> datetime: ...
+    def wall(self) -> datetime:
+        """The date and time now, which cron expressions are read against."""
+        ...
 
-    async def sleep_until(self, deadline: float) -> None: ...
+    async def sleep_until(self, deadline: float) -> None:
+        """Return once ``time()`` has reached ``deadline``."""
+        ...
 
 
 class SystemClock:
@@ -89,12 +95,15 @@ class ManualClock:
         self._order = itertools.count()  # equal deadlines wake in the order they slept
 
     def time(self) -> float:
+        """The seconds that ``advance`` has moved the clock, from 0."""
         return self._now
 
     def wall(self) -> datetime:
+        """``start`` plus the seconds the clock has moved."""
         return self._start + timedelta(seconds=self._now)
 
     async def sleep_until(self, deadline: float) -> None:
+        """Wait until ``advance`` moves the clock to ``deadline``; at once if it is there."""
         if deadline <= self._now:
             await asyncio.sleep(0)
             return

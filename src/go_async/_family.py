@@ -28,6 +28,7 @@ from ._own_context import in_own_context
 from ._place import Place
 from ._runner import Runner
 from ._settings import Settings
+from ._task import name_failure
 from ._threads import Threads
 from ._topic import Topic, WhenFull
 
@@ -158,6 +159,7 @@ class Family:
                     value = await runner.run(spec, args)
             except Exception as final:
                 state, error = State.FAILED, final
+                name_failure(final, args)
             except asyncio.CancelledError:
                 # Only this task's own cancel(), with nothing else pending, lets the worker go on.
                 if not handle._stopping or me.uncancel() > 0:

@@ -69,8 +69,8 @@ class Flow(Generic[A_contra, B_co]):
 
     def __init__(self, stages: tuple[_Stage, ...]) -> None:
         self._stages = stages
-        self._on_success: Flow[Any, Any] | None = None
-        self._on_error: Flow[Any, Any] | None = None
+        self._on_success: tuple[Flow[Any, Any], ...] = ()
+        self._on_error: tuple[Flow[Any, Any], ...] = ()
 
     def then(self, next_flow: Flow[B_co, C]) -> Flow[A_contra, C]:
         """This flow, then ``next_flow`` on its result."""
@@ -84,19 +84,21 @@ class Flow(Generic[A_contra, B_co]):
         """A copy of this flow that, once it succeeds, runs ``callback`` on its result, in the pool.
 
         The flow's result is still its own; a failing callback fails the flow.
+        Each call adds a callback, run after those added before.
         """
         flow = self._copy()
-        flow._on_success = _checked_flow("Flow.on_success", "callback", callback)
+        flow._on_success += (_checked_flow("Flow.on_success", "callback", callback),)
         return flow
 
     def on_error(self, callback: Flow[FlowError, object]) -> Flow[A_contra, B_co]:
         """A copy of this flow that, if a step fails, runs ``callback`` on the ``FlowError``, in the pool.
 
         The flow still raises that error afterwards: a callback reports a
-        failure, it does not swallow it.
+        failure, it does not swallow it. Each call adds a callback, run after
+        those added before, each even if one before it failed.
         """
         flow = self._copy()
-        flow._on_error = _checked_flow("Flow.on_error", "callback", callback)
+        flow._on_error += (_checked_flow("Flow.on_error", "callback", callback),)
         return flow
 
     def run(self, value: A_contra, pool: Pool | None = None) -> B_co:
@@ -126,7 +128,7 @@ class Flow(Generic[A_contra, B_co]):
 
     def _as_stages(self) -> tuple[_Stage, ...]:
         # A flow with callbacks stays one stage, so that its callbacks keep to it.
-        if self._on_success is None and self._on_error is None:
+        if not self._on_success and not self._on_error:
             return self._stages
         return (self,)
 
@@ -148,7 +150,7 @@ class Step(Flow[A_contra, B_co]):
 
     __slots__ = ("_task",)
 
-    def __init__(self, task: Task[Any]) -> None:
+    def __init__(self, task: Task[Any, Any, Any]) -> None:
         super().__init__((self,))
         self._task = task
 
@@ -245,14 +247,14 @@ class _Runner:
             for place, stage in enumerate(flow._stages, 1):
                 value = await self.stage(stage, value, f"{where}{place}")
         except FlowError as error:
-            if flow._on_error is not None:
+            for number, callback in enumerate(flow._on_error, 1):
                 try:
-                    await self.flow(flow._on_error, error, f"{where}on_error.")
+                    await self.flow(callback, error, f"{where}on_error{_nth(number)}.")
                 except FlowError as failed:
                     error.add_note(f"its on_error callback failed too: {failed}")
             raise
-        if flow._on_success is not None:
-            await self.flow(flow._on_success, value, f"{where}on_success.")
+        for number, callback in enumerate(flow._on_success, 1):
+            await self.flow(callback, value, f"{where}on_success{_nth(number)}.")
         return value
 
     async def stage(self, stage: _Stage, value: Any, where: str) -> Any:
@@ -292,7 +294,12 @@ class _Runner:
         return [each.result() for each in running]
 
 
-def _step_task(where: str, fn: object, body: Callable[[Args[Any]], Awaitable[Any]]) -> Task[Any]:
+def _nth(number: int) -> str:
+    # The first callback's place reads as it did when a flow had one callback.
+    return "" if number == 1 else str(number)
+
+
+def _step_task(where: str, fn: object, body: Callable[[Args[Any]], Awaitable[Any]]) -> Task[Any, Any, Any]:
     if not callable(fn):
         msg = f"{where}(fn): fn must be an async function, got {fn!r} ({type(fn).__name__})"
         raise TypeError(msg)

@@ -1,4 +1,4 @@
-"""Handle[T]: one task submitted to a running pool, to await or to cancel."""
+"""Handle[R]: one task submitted to a running pool, to await for what it returns, or to cancel."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from ._checks import timeout_seconds
 
-T = TypeVar("T")
+R = TypeVar("R", covariant=True)  # noqa: PLC0105 - the name its users read
 
 
 class State(enum.Enum):
@@ -29,18 +29,19 @@ class _Owner(Protocol):
     def _cancel(self, handle: Handle[Any]) -> bool: ...
 
 
-class Handle(Generic[T]):
-    """One submitted task: await it for its outcome, or cancel it.
+class Handle(Generic[R]):
+    """One submitted task: await it for what its function returned, or cancel it.
 
-    ``await handle`` returns once the task has ended and raises its final
-    error, or ``CancelledError`` if it was cancelled; it can be awaited any
-    number of times. Awaiting never cancels the task itself;
-    ``wait(timeout)`` gives up waiting without stopping it.
+    ``await handle`` returns once the task has ended: the value its function
+    returned (an ``R``; ``None`` for a task that only sends to its drain),
+    or it raises the task's final error, or ``CancelledError`` if it was
+    cancelled; it can be awaited any number of times. Awaiting never cancels
+    the task itself; ``wait(timeout)`` gives up waiting without stopping it.
 
     Example::
 
-        handle = await pool.submit(Task(fetch).with_input(url))
-        await handle.wait(timeout=5)
+        handle = await pool.submit(Task(fetch).with_input(url))  # Handle[Page]
+        page = await handle
     """
 
     __slots__ = (
@@ -125,14 +126,27 @@ class Handle(Generic[T]):
         async with asyncio.timeout(seconds):
             await self
 
-    def __await__(self) -> Generator[Any, None, None]:
+    def result(self) -> R:
+        """What the task's function returned; it must have ended.
+
+        Raises its final error if it failed, ``CancelledError`` if it was
+        cancelled, as ``asyncio.Future`` does.
+        """
+        error = self.exception()
+        if error is not None:
+            raise error
+        value: R = self._value  # set by its run, from its function's R
+        return value
+
+    def __await__(self) -> Generator[Any, None, R]:
         self._retrieved = True
         return self._outcome().__await__()
 
     def __repr__(self) -> str:
         return f"<Handle {self.id} {self._state.value}: {self.task!r}>"
 
-    async def _outcome(self) -> Any:
+    async def _ended(self) -> None:
+        """Wait until the task has ended, whatever its outcome (nothing is retrieved)."""
         if not self.done():
             waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             if self._waiters is None:
@@ -143,6 +157,9 @@ class Handle(Generic[T]):
             finally:
                 if not waiter.done() and waiter in self._waiters:
                     self._waiters.remove(waiter)
+
+    async def _outcome(self) -> Any:
+        await self._ended()
         if self._state is State.CANCELLED:
             raise asyncio.CancelledError
         if self._error is not None:

@@ -93,8 +93,8 @@ class Timing:
                 raise TypeError(msg)
         self._on_timed = on_timed
         self._clock = clock
-        self.count = 0
-        self.total = 0.0
+        self.count: int = 0
+        self.total: float = 0.0
         self.slowest: tuple[str, float] | None = None
 
     @property
@@ -159,7 +159,7 @@ class CatchErrors:
         self._fallback = fallback
         self._log = log
         self._logger = logger or logging.getLogger("go_async.errors")
-        self.caught = 0
+        self.caught: int = 0
 
     async def __call__(self, args: Args[Any], call_next: CallNext[R]) -> R:
         try:

@@ -6,19 +6,17 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
 from dataclasses import replace
-from datetime import timedelta
 from functools import partial
 from types import TracebackType
-from typing import Any, Self, TypeVar, cast, overload
+from typing import Any, Literal, Self, TypeVar, cast, overload
 
 from ._batch import Batch
 from ._breaker import CircuitBreaker, CircuitState
 from ._calls import calls, check_mapping, check_tasks, refuse_to_block, size_of, stream
-from ._checks import positive_int, timeout_seconds
+from ._checks import positive_int
 from ._hookset import HookSet, emit
+from ._pool_options import PoolOptions
 from ._progress import ProgressChoice, progress_hooks
-from ._rate import RateLimit, rate_limit
-from ._retry import DEFAULT_MAX_WAIT, RetryPolicy
 from ._running import RunningPool
 from ._settings import Settings
 from ._spec import describe
@@ -77,7 +75,7 @@ class Hooks:
         """A task of this pool moved ``breaker`` to ``state`` (see ``CircuitBreaker``)."""
 
 
-class Pool:
+class Pool(PoolOptions):
     """Runs tasks at most ``limit`` at a time; ``None`` (the default) starts them all at once.
 
     ``go`` blocks (for scripts); ``await ago`` does the same in async code.
@@ -120,68 +118,12 @@ class Pool:
         """The configured limit (``STAGE=test`` overrides it when a run starts)."""
         return self._settings.limit
 
-    def with_limit(self, limit: int | None) -> Self:
-        """A copy of this pool that runs at most ``limit`` tasks at a time."""
-        return self._with(limit=None if limit is None else positive_int("Pool.with_limit", "limit", limit))
-
-    def with_retry(
-        self,
-        attempts: int,
-        sleep: float | timedelta = 0.1,
-        *,
-        max_wait: float | timedelta = DEFAULT_MAX_WAIT,
-    ) -> Self:
-        """A copy of this pool whose tasks without a retry of their own get this one.
-
-        The arguments mean what they mean in ``Task.with_retry``.
-        """
-        return self._with_layers(retry=RetryPolicy.checked("Pool.with_retry", attempts, sleep, max_wait))
-
-    def with_timeout(self, seconds: float | timedelta | None) -> Self:
-        """A copy of this pool whose tasks without a timeout of their own get this one.
-
-        See ``Task.with_timeout``; ``None`` removes the pool's timeout.
-        """
-        return self._with_layers(timeout=timeout_seconds("Pool.with_timeout", seconds))
-
-    @overload
-    def with_rate_limit(self, limit: RateLimit | None, /) -> Self: ...
-    @overload
-    def with_rate_limit(self, limit: int, /, per: float | timedelta = 1.0) -> Self: ...
-    def with_rate_limit(self, limit: RateLimit | int | None, /, per: float | timedelta = 1.0) -> Self:
-        """A copy of this pool whose tasks' tries start at most ``limit`` times per ``per`` seconds.
-
-        It applies with the concurrency limit, and with the tasks' own rate
-        limits (see ``RateLimit``). ``None`` removes the pool's rate limit.
-
-        Example::
-
-            Pool(limit=20).with_rate_limit(100, per=1).go(tasks)  # at most 100 starts a second
-        """
-        rate = None if limit is None else rate_limit("Pool.with_rate_limit", limit, per)
-        return self._with_layers(rate=rate)
-
-    def with_middleware(self, *middleware: Middleware) -> Self:
-        """A copy of this pool with ``middleware`` added inside what it had."""
-        added = check_middleware("Pool.with_middleware", middleware)
-        return self._with_layers(middleware=self._settings.layers.middleware + added)
-
     def with_hooks(self, *hooks: Hooks) -> Self:
         """A copy of this pool with ``hooks`` added after those it had."""
         pool = self._with()
         added = check_hooks("Pool.with_hooks", hooks)
         pool._settings = _with_hooks(self._settings, self._settings.hooks + added)
         return pool
-
-    def with_queue_size(self, size: int | None) -> Self:
-        """A copy of this pool whose running pools queue at most ``size`` tasks.
-
-        With a full queue ``submit`` waits and ``submit_nowait`` raises
-        ``QueueFull``. ``None`` (the default) never limits the queue.
-        """
-        return self._with(
-            queue_size=None if size is None else positive_int("Pool.with_queue_size", "size", size)
-        )
 
     async def __aenter__(self) -> RunningPool:
         """Open a running pool that takes tasks until the block ends (see ``RunningPool``)."""
@@ -211,7 +153,7 @@ class Pool:
         """
         return self._errors.copy()
 
-    def go(self, tasks: Iterable[Task[Any]], *, progress: ProgressChoice = False) -> None:
+    def go(self, tasks: Iterable[Task[Any, Any, Any]], *, progress: ProgressChoice = False) -> None:
         """Run every task to its end, blocking until done; for scripts.
 
         Raises ``RuntimeError`` inside a running event loop: use
@@ -224,7 +166,7 @@ class Pool:
         bar = progress_hooks("Pool.go", progress, size_of(tasks), "go")
         asyncio.run(self._drive(tasks, bar))
 
-    async def ago(self, tasks: Iterable[Task[Any]], *, progress: ProgressChoice = False) -> None:
+    async def ago(self, tasks: Iterable[Task[Any, Any, Any]], *, progress: ProgressChoice = False) -> None:
         """Run every task to its end; the async twin of ``go``.
 
         ``tasks`` may be any iterable; a generator is consumed lazily, so with
@@ -236,11 +178,14 @@ class Pool:
 
     async def _drive(
         self,
-        tasks: Iterable[Task[Any]],
+        tasks: Iterable[Task[Any, Any, Any]],
         bar: object | None,
         keep: Callable[[int, Any], object] | None = None,
         deliver: Callable[[Any], Awaitable[object]] | None = None,
-    ) -> None:
+        *,
+        settle: bool = False,
+    ) -> list[tuple[int, Exception]]:
+        # With `settle`, the tasks' failures are returned by position, not raised.
         settings = (
             self._settings if bar is None else _with_hooks(self._settings, (*self._settings.hooks, bar))
         )
@@ -254,41 +199,91 @@ class Pool:
             self._errors = run.errors()
             if events is not None:
                 emit(events.pool_closed, self)
-        run.raise_failures()
+        return run.raise_failures(settle=settle)
 
+    @overload
     def map(
-        self, fn: Callable[[X], Awaitable[R]], inputs: Iterable[X], *, progress: ProgressChoice = False
-    ) -> list[R]:
+        self,
+        fn: Callable[[X], Awaitable[R]],
+        inputs: Iterable[X],
+        *,
+        progress: ProgressChoice = ...,
+        return_exceptions: Literal[False] = ...,
+    ) -> list[R]: ...
+    @overload
+    def map(
+        self,
+        fn: Callable[[X], Awaitable[R]],
+        inputs: Iterable[X],
+        *,
+        progress: ProgressChoice = ...,
+        return_exceptions: Literal[True],
+    ) -> list[R | Exception]: ...
+    def map(
+        self,
+        fn: Callable[[X], Awaitable[R]],
+        inputs: Iterable[X],
+        *,
+        progress: ProgressChoice = False,
+        return_exceptions: bool = False,
+    ) -> list[R] | list[R | Exception]:
         """``fn(x)`` for each of ``inputs``, run as tasks of this pool, in input order; blocks.
 
         For scripts; ``await pool.amap(fn, inputs)`` is its async twin. Every
         call runs to its end; if any failed, the failures are raised together
-        as ``go`` raises them, and no partial list is returned. ``progress``
-        is as in ``go``.
+        as ``go`` raises them, and no partial list is returned, unless
+        ``return_exceptions=True``: then each failed call's place in the list
+        holds its final error. ``progress`` is as in ``go``.
 
         Example::
 
             async def size(url: str) -> int: ...
 
             sizes: list[int] = Pool(limit=8).map(size, urls)
+            either: list[int | Exception] = Pool(limit=8).map(size, urls, return_exceptions=True)
         """
         refuse_to_block("Pool.map()", "await pool.amap(fn, inputs)")
         check_mapping("Pool.map", fn, inputs)
         bar = progress_hooks("Pool.map", progress, size_of(inputs), describe(fn))
-        return asyncio.run(self._map(fn, inputs, bar))
+        return asyncio.run(self._map(fn, inputs, bar, return_exceptions))
 
+    @overload
     async def amap(
-        self, fn: Callable[[X], Awaitable[R]], inputs: Iterable[X], *, progress: ProgressChoice = False
-    ) -> list[R]:
+        self,
+        fn: Callable[[X], Awaitable[R]],
+        inputs: Iterable[X],
+        *,
+        progress: ProgressChoice = ...,
+        return_exceptions: Literal[False] = ...,
+    ) -> list[R]: ...
+    @overload
+    async def amap(
+        self,
+        fn: Callable[[X], Awaitable[R]],
+        inputs: Iterable[X],
+        *,
+        progress: ProgressChoice = ...,
+        return_exceptions: Literal[True],
+    ) -> list[R | Exception]: ...
+    async def amap(
+        self,
+        fn: Callable[[X], Awaitable[R]],
+        inputs: Iterable[X],
+        *,
+        progress: ProgressChoice = False,
+        return_exceptions: bool = False,
+    ) -> list[R] | list[R | Exception]:
         """``fn(x)`` for each of ``inputs``, in input order; the async twin of ``map``."""
         check_mapping("Pool.amap", fn, inputs)
-        return await self._map(
-            fn, inputs, progress_hooks("Pool.amap", progress, size_of(inputs), describe(fn))
-        )
+        bar = progress_hooks("Pool.amap", progress, size_of(inputs), describe(fn))
+        return await self._map(fn, inputs, bar, return_exceptions)
 
-    async def _map(self, fn: Callable[[X], Awaitable[R]], inputs: Iterable[X], bar: object | None) -> list[R]:
-        results: dict[int, R] = {}
-        await self._drive(calls(fn, inputs), bar, results.__setitem__)
+    async def _map(
+        self, fn: Callable[[X], Awaitable[R]], inputs: Iterable[X], bar: object | None, settle: bool
+    ) -> list[R | Exception]:
+        results: dict[int, R | Exception] = {}
+        failures = await self._drive(calls(fn, inputs), bar, results.__setitem__, settle=settle)
+        results.update(failures)
         return [results[index] for index in range(len(results))]
 
     def as_completed(self, fn: Callable[[X], Awaitable[R]], inputs: Iterable[X]) -> AsyncGenerator[R, None]:
@@ -327,9 +322,6 @@ class Pool:
         pool._errors = []
         pool._open = {}
         return pool
-
-    def _with_layers(self, **changes: Any) -> Self:
-        return self._with(layers=replace(self._settings.layers, **changes))
 
 
 def _with_hooks(settings: Settings, hooks: tuple[object, ...]) -> Settings:

@@ -34,9 +34,9 @@ class RateLimit:
         # The times given to the latest `count` starts, in order: a start may
         # come `per` seconds after the one `count` places before it.
         self._turns: deque[float] = deque(maxlen=self._count)
-        self.started = 0
+        self.started: int = 0
         """How many starts it has let through."""
-        self.waited = 0
+        self.waited: int = 0
         """How many of them had to wait for their turn."""
 
     @property

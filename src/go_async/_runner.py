@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
-from time import perf_counter
+from time import monotonic, perf_counter
 from typing import Any
 
 from ._breaker import CircuitBreaker
@@ -84,7 +84,9 @@ class Runner:
     def bare(self) -> bool:
         """Whether a plain task (see ``Spec.plain``) needs nothing of this runner until it fails."""
         layers = self._layers
-        return self.hooks is None and not layers.middleware and layers.rate is None and layers.timeout is None
+        alone = self.hooks is None and not layers.middleware and layers.rate is None
+        # A retry with a time budget times the first try too: only `plan` does.
+        return alone and layers.timeout is None and (layers.retry is None or layers.retry.within is None)
 
     async def run(self, spec: Spec, args: Any) -> Any:
         """Run the task of ``args`` through every layer, hooks included: its value, or its final error.
@@ -151,13 +153,16 @@ class Runner:
     def inline(self, spec: Spec) -> Inline | None:
         """The layers of an async task that a worker may run around its first try itself.
 
-        Only a circuit breaker, rate limits and a time limit (with a retry,
-        which ``after_failure`` runs): no middleware and no hooks, whose
+        Only a circuit breaker, rate limits and a time limit (with a retry
+        without a time budget, which ``after_failure`` runs): no middleware and no hooks, whose
         order only ``plan`` keeps. ``None`` for any other task.
         """
         pool, own = self._layers, spec.layers
         if not spec.is_async or pool.middleware or own.middleware or self.hooks is not None:
             return None
+        retry = own.retry or pool.retry
+        if retry is not None and retry.within is not None:
+            return None  # a time budget times the first try too: only `plan` does
         rates = tuple(rate for rate in (pool.rate, own.rate) if rate is not None)
         return Inline(own.breaker, rates, self.time_limit(spec))
 
@@ -176,7 +181,7 @@ class Runner:
     def timed_out(self, seconds: float, args: Any) -> TimeoutError:
         """The error of a try that ran out of its ``seconds``."""
         error = TimeoutError()
-        error.add_note(f"{args.task!r} timed out after {seconds}s")
+        error.add_note(f"timed out after {seconds}s")  # which task: its final error's note says
         return error
 
     def _attempt(self, spec: Spec) -> Call:
@@ -216,23 +221,28 @@ class Runner:
         return await self._retry(self._composed(spec)[1], retry, args, failure)
 
     def _retrying(self, attempt: Call, policy: RetryPolicy) -> Call:
+        budgeted = policy.within is not None
+
         async def retrying(args: Any) -> Any:
+            started = monotonic() if budgeted else None
             try:
                 return await attempt(args)
             except Exception as error:
                 failure = error
             # Out of the except block, so that later errors do not chain to this one.
-            return await self._retry(attempt, policy, args, failure)
+            return await self._retry(attempt, policy, args, failure, started)
 
         return retrying
 
-    async def _retry(self, attempt: Call, policy: RetryPolicy, args: Any, failure: Exception) -> Any:
+    async def _retry(
+        self, attempt: Call, policy: RetryPolicy, args: Any, failure: Exception, started: float | None = None
+    ) -> Any:
         self.retried += 1
         if self._on_retry is not None:
             self._on_retry(args)
         hooks = self.hooks
         heard = None if hooks is None or not hooks.task_retried else partial(emit, hooks.task_retried, args)
-        return await retry_after(failure, partial(attempt, args), policy, heard)
+        return await retry_after(failure, partial(attempt, args), policy, heard, started)
 
     def _guarded(self, inner: Call, breaker: CircuitBreaker) -> Call:
         notify = self._notify_circuit

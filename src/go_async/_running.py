@@ -20,6 +20,7 @@ from ._family import Family
 from ._handle import Handle
 from ._hookset import emit
 from ._place import Place, stats_of
+from ._running_map import RunningMap
 from ._schedule import Overlap, Schedule, check_schedule, cron_times, every_interval
 from ._settings import Settings
 from ._stats import PoolStats
@@ -41,7 +42,7 @@ class QueueFull(Exception):
     """
 
 
-class RunningPool:
+class RunningPool(RunningMap):
     """A pool that is open: ``async with Pool(limit=...) as pool`` gives one.
 
     It takes tasks until the block ends, and the block's end waits for every
@@ -79,7 +80,7 @@ class RunningPool:
         """How many of this pool's tasks run at once at most (``None``: no limit of its own)."""
         return self._place.limit
 
-    async def submit(self, task: Task[T]) -> Handle[T]:
+    async def submit(self, task: Task[Any, Any, T]) -> Handle[T]:
         """Queue ``task`` to run; waits while the queue is full (backpressure)."""
         place = self._place
         if place.accepting and type(task) is Task and not self._queue_is_full():
@@ -96,7 +97,7 @@ class RunningPool:
             self._check_submit("submit", task)
         return self._enqueue(task)
 
-    def submit_nowait(self, task: Task[T]) -> Handle[T]:
+    def submit_nowait(self, task: Task[Any, Any, T]) -> Handle[T]:
         """Queue ``task`` to run, or raise ``QueueFull`` if the queue is full."""
         self._check_submit("submit_nowait", task)
         if self._queue_is_full():
@@ -152,7 +153,7 @@ class RunningPool:
 
     def schedule(
         self,
-        task: Task[Any],
+        task: Task[Any, Any, Any],
         *,
         every: float | timedelta | None = None,
         cron: str | None = None,
@@ -303,7 +304,7 @@ class RunningPool:
         size = self._family.settings.queue_size
         return size is not None and len(self._place.queue) >= size
 
-    def _enqueue(self, task: Task[T]) -> Handle[T]:
+    def _enqueue(self, task: Task[Any, Any, T]) -> Handle[T]:
         family, place = self._family, self._place
         seq = next(family.seq)
         context = contextvars.copy_context()

@@ -26,7 +26,10 @@ class _Host(Protocol):
 
     @property
     def is_running(self) -> bool: ...
-    async def submit(self, task: Task[Any]) -> Handle[Any]: ...
+    async def submit(self, task: Task[Any, Any, Any]) -> Handle[Any]:
+        """Queue a run of ``task``; waits while the pool's queue is full."""
+        ...
+
     def _schedule_ended(self, schedule: Schedule) -> None: ...
 
 
@@ -78,7 +81,7 @@ class Schedule:
     def __init__(
         self,
         pool: _Host,
-        task: Task[Any],
+        task: Task[Any, Any, Any],
         due: Iterator[float],
         *,
         jitter: float,
@@ -102,13 +105,13 @@ class Schedule:
         self._driving = True
         self._error: Exception | None = None
         self._retrieved = False
-        self.started = 0
+        self.started: int = 0
         """Ticks that submitted their runs."""
-        self.skipped = 0
+        self.skipped: int = 0
         """Ticks skipped because the previous runs still went on (``overlap="skip"``)."""
 
     @property
-    def task(self) -> Task[Any]:
+    def task(self) -> Task[Any, Any, Any]:
         """The task the schedule runs."""
         return self._task
 

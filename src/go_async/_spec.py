@@ -9,6 +9,7 @@ by the layer's own module.
 from __future__ import annotations
 
 import inspect
+import reprlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -56,8 +57,8 @@ class Spec:
     tags: tuple[str, ...] = ()
     priority: int = 0
     layers: Layers = NO_LAYERS
-    # An async function with no layer around it but a retry, which only a
-    # failure enters: a worker awaits it directly. Derived, so that the hot
+    # An async function with no layer around it but a retry (without a time
+    # budget), which only a failure enters: a worker awaits it directly. Derived, so that the hot
     # path reads one field.
     plain: bool = field(init=False)
     # The task's name, else its function's, for logs; and the name of the
@@ -69,7 +70,8 @@ class Spec:
     def __post_init__(self) -> None:
         layers = self.layers
         alone = not layers.middleware and layers.breaker is None and layers.rate is None
-        object.__setattr__(self, "plain", self.is_async and alone and layers.timeout is None)
+        unbudgeted = layers.retry is None or layers.retry.within is None
+        object.__setattr__(self, "plain", self.is_async and alone and layers.timeout is None and unbudgeted)
         object.__setattr__(self, "title", self.name or describe(self.fn))
         object.__setattr__(self, "label", f"go_async {self.title}")
 
@@ -103,3 +105,16 @@ def describe(fn: Callable[..., Any]) -> str:
     """A function's qualified name, for logs and reprs; the repr of anything else."""
     name = getattr(fn, "__qualname__", None)
     return name if isinstance(name, str) else repr(fn)
+
+
+# A value's repr in a note or a log line: containers cut short by reprlib
+# (without building the whole repr), anything else cut at the end.
+_SHORT = reprlib.Repr()
+_SHORT.maxlevel, _SHORT.maxstring, _SHORT.maxother, _SHORT.maxlong = 2, 60, 60, 40
+_SHORT_MAX = 100
+
+
+def short_repr(value: object) -> str:
+    """``repr(value)``, at most 100 characters: for notes and logs, which must stay small."""
+    text = _SHORT.repr(value)
+    return text if len(text) <= _SHORT_MAX else f"{text[: _SHORT_MAX - 3]}..."

@@ -1,29 +1,36 @@
-"""Task[T], the spec of one unit of work; Args[T], what its function receives; and the protocols
-its code meets: ``Middleware`` (code around a task), ``TaskPool`` (the pool it submits work to)."""
+"""Task[In, Out, R], the spec of one unit of work; Args[In, Out], what its function receives; and
+the protocols its code meets: ``Middleware`` (code around a task), ``TaskPool`` (the pool it
+submits work to)."""
 
 from __future__ import annotations
 
 import enum
 import itertools
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
 from contextlib import closing
 from dataclasses import replace
 from datetime import timedelta
-from typing import Any, Generic, Protocol, Self, TypeVar, cast, overload
+from typing import Any, Generic, Literal, Protocol, Self, cast, overload
 
-from ._breaker import CircuitBreaker
-from ._checks import callables, integer, label, timeout_seconds
+from typing_extensions import TypeVar
+
+from ._checks import callables
 from ._drain import Drain
 from ._handle import Handle
-from ._rate import RateLimit, rate_limit
-from ._retry import DEFAULT_MAX_WAIT, RetryPolicy
+from ._options import TaskOptions
 from ._runner import Runner
-from ._spec import Spec, is_async_callable
+from ._spec import Spec, is_async_callable, short_repr
 from ._stats import PoolStats
 from ._topic import Topic, WhenFull
 
+# A task's input, what its drain takes (its input's type unless said), and
+# what its function returns (None for a task that only sends to its drain).
+In = TypeVar("In")
+Out = TypeVar("Out", default=In)
+R = TypeVar("R", covariant=True, default=None)  # noqa: PLC0105 - the name its users read
 T = TypeVar("T")
-R = TypeVar("R")
+X = TypeVar("X")
+V = TypeVar("V")
 R_co = TypeVar("R_co", covariant=True)
 
 
@@ -48,15 +55,18 @@ class Origin:
         self.pool = pool
 
 
-def make_args(task: Task[T], origin: Origin, index: int) -> Args[T]:
+def make_args(task: Task[In, Out, Any], origin: Origin, index: int) -> Args[In, Out]:
     """The Args of a task at ``index`` in a run, made without ``Args.__init__``'s new run number."""
-    args: Args[T] = _new(Args)  # pyright: ignore[reportUnknownVariableType]
+    args: Args[In, Out] = _new(Args)  # pyright: ignore[reportUnknownVariableType]
     args._task, args._origin, args._index = task, origin, index
     return args
 
 
-class Args(Generic[T]):
+class Args(Generic[In, Out]):
     """What a task's function receives: its ``input`` and ``drain``, and who it is.
+
+    ``Args[In, Out]``: ``input`` is an ``In``, ``drain`` a ``Drain[Out]``;
+    ``Args[T]`` is ``Args[T, T]``.
 
     Reading an input or drain that the task was not given raises
     ``LookupError`` naming the task and the call that would give it. ``id``,
@@ -72,7 +82,7 @@ class Args(Generic[T]):
 
     __slots__ = ("_index", "_origin", "_task")
 
-    def __init__(self, task: Task[T]) -> None:
+    def __init__(self, task: Task[In, Out, Any]) -> None:
         self._task = task
         self._origin = Origin(next(run_numbers), None)
         self._index = 0
@@ -106,12 +116,12 @@ class Args(Generic[T]):
         return self._task._spec.tags
 
     @property
-    def task(self) -> Task[T]:
+    def task(self) -> Task[In, Out, Any]:
         """The task being run."""
         return self._task
 
     @property
-    def input(self) -> T:
+    def input(self) -> In:
         """The value given by ``Task.with_input``."""
         value = self._task._input
         if value is _MISSING:
@@ -120,7 +130,7 @@ class Args(Generic[T]):
         return value
 
     @property
-    def drain(self) -> Drain[T]:
+    def drain(self) -> Drain[Out]:
         """The drain given by ``Task.drain_to``."""
         drain = self._task._spec.drain
         if drain is None:
@@ -140,7 +150,7 @@ class CallNext(Protocol[R_co]):
 
     Example::
 
-        async def log_start(args: Args[Any], call_next: CallNext[R]) -> R:
+        async def log_start(args: Args[Any], call_next: CallNext[V]) -> V:
             log.info("starting %s", args.id)
             return await call_next()
     """
@@ -161,7 +171,7 @@ class Middleware(Protocol):
 
     Example::
 
-        async def timed(args: Args[Any], call_next: CallNext[R]) -> R:
+        async def timed(args: Args[Any], call_next: CallNext[V]) -> V:
             started = time.perf_counter()
             try:
                 return await call_next()
@@ -171,7 +181,7 @@ class Middleware(Protocol):
         Pool(limit=8, middleware=[timed]).go(tasks)
     """
 
-    def __call__(self, args: Args[Any], call_next: CallNext[R], /) -> Awaitable[R]: ...
+    def __call__(self, args: Args[Any], call_next: CallNext[V], /) -> Awaitable[V]: ...
 
 
 class TaskPool(Protocol):
@@ -188,111 +198,108 @@ class TaskPool(Protocol):
     def is_running(self) -> bool: ...
     @property
     def limit(self) -> int | None: ...
-    async def submit(self, task: Task[T]) -> Handle[T]: ...
-    def submit_nowait(self, task: Task[T]) -> Handle[T]: ...
-    def sub(self, limit: int | None = None) -> TaskPool: ...
+    async def submit(self, task: Task[Any, Any, V]) -> Handle[V]:
+        """Queue ``task`` to run; waits while the queue is full."""
+        ...
+
+    def submit_nowait(self, task: Task[Any, Any, V]) -> Handle[V]:
+        """Queue ``task`` to run, or raise ``QueueFull`` if the queue is full."""
+        ...
+
+    @overload
+    async def map(
+        self, fn: Callable[[X], Awaitable[V]], inputs: Iterable[X], *, return_exceptions: Literal[False] = ...
+    ) -> list[V]: ...
+    @overload
+    async def map(
+        self, fn: Callable[[X], Awaitable[V]], inputs: Iterable[X], *, return_exceptions: Literal[True]
+    ) -> list[V | Exception]: ...
+    @overload
+    async def amap(
+        self, fn: Callable[[X], Awaitable[V]], inputs: Iterable[X], *, return_exceptions: Literal[False] = ...
+    ) -> list[V]: ...
+    @overload
+    async def amap(
+        self, fn: Callable[[X], Awaitable[V]], inputs: Iterable[X], *, return_exceptions: Literal[True]
+    ) -> list[V | Exception]: ...
+    def as_completed(self, fn: Callable[[X], Awaitable[V]], inputs: Iterable[X]) -> AsyncGenerator[V, None]:
+        """``fn(x)`` for each of ``inputs``, as tasks of the pool: each value as its call ends."""
+        ...
+
+    def sub(self, limit: int | None = None) -> TaskPool:
+        """A sub-pool with a limit of its own, counted against this pool's too."""
+        ...
+
     @overload
     def topic(
         self, name: str, kind: type[T], *, buffer: int = ..., when_full: WhenFull = ...
     ) -> Topic[T]: ...
     @overload
     def topic(self, name: str, *, buffer: int = ..., when_full: WhenFull = ...) -> Topic[Any]: ...
-    def cancel(self) -> list[Handle[Any]]: ...
-    async def shutdown(self, timeout: float | timedelta | None = None) -> list[Handle[Any]]: ...  # noqa: ASYNC109
-    def stats(self) -> PoolStats: ...
+    def cancel(self) -> list[Handle[Any]]:
+        """Cancel every task queued or running, and every schedule: the handles of the tasks cancelled."""
+        ...
+
+    async def shutdown(self, timeout: float | timedelta | None = None) -> list[Handle[Any]]:  # noqa: ASYNC109
+        """Take no more tasks, let the others end within ``timeout``, then cancel the rest: their handles."""
+        ...
+
+    def stats(self) -> PoolStats:
+        """Counts and timings of this pool and its sub-pools, now."""
+        ...
 
 
-class Task(Generic[T]):
-    """An immutable spec: a function, its input, where its results go, how it retries.
+class Task(TaskOptions, Generic[In, Out, R]):
+    """An immutable spec: a function, its input, where its results go, how it runs.
 
-    ``fn`` takes an ``Args[T]`` and returns nothing. An ``async def`` runs on
-    the event loop; a plain ``def`` runs in a worker thread so that it cannot
-    block the loop. Every ``with_*``/``drain_to`` call returns a new task, so
-    one base task serves many inputs.
+    ``fn`` takes an ``Args[In, Out]``: ``args.input`` is an ``In``, and
+    ``args.drain`` takes ``Out`` values (``Args[T]`` means ``Args[T, T]``).
+    What ``fn`` returns (``R``) is what awaiting the task's ``Handle`` gives,
+    and what ``execute()`` returns. An ``async def`` runs on the event loop;
+    a plain ``def`` runs in a worker thread so that it cannot block the loop.
+    Every ``with_*``/``drain_to`` call returns a new task, so one base task
+    serves many inputs; ``with_retry``, ``with_timeout``, ``with_name``... are
+    described on ``TaskOptions``.
 
     Example::
 
-        async def greet(args: Args[str]) -> None:
-            args.drain.send(f"hello {args.input}")
+        async def title(args: Args[str, Page]) -> None:
+            args.drain.send(await fetch(args.input))
 
-        out: Drain[str] = Drain()
-        base = Task(greet).drain_to(out).with_retry(3, 0.1)
-        Pool(limit=4).go(base.with_input(name) for name in ["ada", "bob"])
+        pages: Drain[Page] = Drain()
+        base = Task(title).drain_to(pages).with_retry(3, 0.1)
+        Pool(limit=4).go(base.with_input(url) for url in urls)
     """
 
     __slots__ = ("_input", "_spec")
 
     _spec: Spec
-    _input: T | _Missing
+    _input: In | _Missing
 
     @overload
-    def __init__(self, fn: Callable[[Args[T]], Awaitable[None]]) -> None: ...
+    def __init__(self, fn: Callable[[Args[In, Out]], Awaitable[R]]) -> None: ...
     @overload
-    def __init__(self, fn: Callable[[Args[T]], None]) -> None: ...
-    def __init__(self, fn: Callable[[Args[T]], Awaitable[None] | None]) -> None:
+    def __init__(self, fn: Callable[[Args[In, Out]], R]) -> None: ...
+    def __init__(self, fn: Callable[[Args[In, Out]], Any]) -> None:
         if not callable(fn):
             msg = f"Task(fn): fn must be a function taking Args, got {fn!r} ({type(fn).__name__})"
             raise TypeError(msg)
         self._spec = Spec(fn, is_async_callable(fn))
         self._input = _MISSING
 
-    def with_input(self, value: T) -> Self:
+    def with_input(self, value: In) -> Self:
         """A copy of this task whose ``args.input`` is ``value``."""
         task = _new(self.__class__)
         task._spec = self._spec
         task._input = value
         return task
 
-    def drain_to(self, drain: Drain[T]) -> Self:
+    def drain_to(self, drain: Drain[Out]) -> Self:
         """A copy of this task whose ``args.drain`` is ``drain``."""
         if not isinstance(drain, Drain):
             msg = f"Task.drain_to(drain): drain must be a Drain, got {drain!r} ({type(drain).__name__})"
             raise TypeError(msg)
         return self._with(drain=drain)
-
-    def with_retry(
-        self,
-        attempts: int,
-        sleep: float | timedelta = 0.1,
-        *,
-        max_wait: float | timedelta = DEFAULT_MAX_WAIT,
-    ) -> Self:
-        """A copy of this task that tries up to ``attempts`` times in all.
-
-        After the n-th failure it waits ``sleep * 2 ** (n - 1)`` seconds plus a
-        jitter of up to half that, at most ``max_wait`` in all. Only
-        ``Exception`` is retried; the last error is the task's error.
-        """
-        retry = RetryPolicy.checked("Task.with_retry", attempts, sleep, max_wait)
-        return self._with_layers(retry=retry)
-
-    def with_timeout(self, seconds: float | timedelta | None) -> Self:
-        """A copy of this task whose every try fails with ``TimeoutError`` after ``seconds``.
-
-        A try that times out is a failure like any other: the task's retry, if
-        it has one, tries again. ``None`` means no timeout of its own (the
-        pool's applies, if it has one). A plain ``def`` cannot be interrupted:
-        its try fails once the function returns.
-        """
-        timeout = timeout_seconds("Task.with_timeout", seconds)
-        return self._with_layers(timeout=timeout)
-
-    def with_name(self, name: str) -> Self:
-        """A copy of this task named ``name``, which ``args.name`` gives inside it."""
-        return self._with(name=label("Task.with_name", "name", name))
-
-    def with_tags(self, *tags: str) -> Self:
-        """A copy of this task with exactly these ``tags`` (``args.tags`` inside it)."""
-        checked = tuple(dict.fromkeys(label("Task.with_tags", "tag", tag) for tag in tags))
-        return self._with(tags=checked)
-
-    def with_priority(self, priority: int) -> Self:
-        """A copy of this task that a running pool starts before queued tasks of lower priority.
-
-        Higher runs first; equal priorities run in the order they were
-        submitted. The default is 0; negative values are allowed.
-        """
-        return self._with(priority=integer("Task.with_priority", "priority", priority))
 
     def with_middleware(self, *middleware: Middleware) -> Self:
         """A copy of this task wrapped in ``middleware`` too, inside the pool's (see ``Middleware``).
@@ -302,37 +309,18 @@ class Task(Generic[T]):
         added = check_middleware("Task.with_middleware", middleware)
         return self._with_layers(middleware=self._spec.layers.middleware + added)
 
-    @overload
-    def with_rate_limit(self, limit: RateLimit, /) -> Self: ...
-    @overload
-    def with_rate_limit(self, limit: int, /, per: float | timedelta = 1.0) -> Self: ...
-    def with_rate_limit(self, limit: RateLimit | int, /, per: float | timedelta = 1.0) -> Self:
-        """A copy of this task whose tries start at most ``limit`` times per ``per`` seconds.
-
-        The limit is shared by every copy of this task (every input), and by
-        every task given the same ``RateLimit`` object (see ``RateLimit``).
-        It replaces the task's rate limit, if it had one.
-        """
-        return self._with_layers(rate=rate_limit("Task.with_rate_limit", limit, per))
-
-    def with_circuit_breaker(self, breaker: CircuitBreaker) -> Self:
-        """A copy of this task whose runs go through ``breaker`` (see ``CircuitBreaker``).
-
-        Give the same breaker to several tasks and their failures count together.
-        """
-        if not isinstance(breaker, CircuitBreaker):
-            kind = type(breaker).__name__
-            msg = f"Task.with_circuit_breaker: breaker must be a CircuitBreaker, got {breaker!r} ({kind})"
-            raise TypeError(msg)
-        return self._with_layers(breaker=breaker)
-
-    async def execute(self) -> None:
-        """Run this task once on its own, with its retries, raising its final error."""
+    async def execute(self) -> R:
+        """Run this task once on its own, with its retries: what its function returned, or its final error."""
+        args = Args(self)
         with closing(Runner()) as runner:  # its threads, for a plain def, end with the call
-            await runner.run(self._spec, Args(self))
+            try:
+                return cast("R", await runner.run(self._spec, args))
+            except Exception as error:
+                name_failure(error, args)
+                raise
 
     def __repr__(self) -> str:
-        given = "" if self._input is _MISSING else f"input={self._input!r}"
+        given = "" if self._input is _MISSING else f"input={short_repr(self._input)}"
         return f"Task({self._spec.describe(given)})"
 
     def _with(self, **changes: Any) -> Self:
@@ -341,8 +329,12 @@ class Task(Generic[T]):
         task._input = self._input
         return task
 
-    def _with_layers(self, **changes: Any) -> Self:
-        return self._with(layers=replace(self._spec.layers, **changes))
+
+def name_failure(error: BaseException, args: Args[Any]) -> None:
+    """Note on a task's final ``error`` which task it was: its name, id and a short repr of its input."""
+    task = args._task
+    given = "" if task._input is _MISSING else f", input {short_repr(task._input)}"
+    error.add_note(f"in task {task._spec.title} (id {args.id}{given})")
 
 
 def check_middleware(where: str, middleware: object) -> tuple[Middleware, ...]:

@@ -33,8 +33,8 @@ class WaitLog:
     __slots__ = ("_previous", "instant", "random", "waits")
 
     def __init__(self, *, seed: int, instant: bool, previous: WaitLog | None) -> None:
-        self.instant = instant
-        self.random = random.Random(seed)
+        self.instant: bool = instant
+        self.random: random.Random = random.Random(seed)
         self.waits: list[float] = []
         self._previous = previous
 
@@ -89,3 +89,8 @@ async def backoff_sleep(seconds: float) -> None:
         if log.instant:
             seconds = 0
     await asyncio.sleep(seconds)
+
+
+def waits_are_instant() -> bool:
+    """Whether testing mode skips backoff waits now."""
+    return _active is not None and _active.instant

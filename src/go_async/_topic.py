@@ -64,7 +64,7 @@ class Topic(Generic[T]):
     )
 
     def __init__(self, name: str, *, buffer: int = 100, when_full: WhenFull = "wait") -> None:
-        self.name = label("Topic", "name", name)
+        self.name: str = label("Topic", "name", name)
         self._buffer = positive_int("Topic", "buffer", buffer)
         if when_full not in _WHEN_FULL:
             msg = f"Topic: when_full must be one of {', '.join(map(repr, _WHEN_FULL))}, got {when_full!r}"
@@ -78,7 +78,7 @@ class Topic(Generic[T]):
         self._owner: _Owner | None = None
         # The event loop of the subscribers, for publishers in threads.
         self._loop: asyncio.AbstractEventLoop | None = None
-        self.dropped = 0
+        self.dropped: int = 0
         """Messages dropped by every subscriber so far."""
 
     @property
@@ -188,7 +188,7 @@ class Subscription(Generic[T]):
         self._ended = False
         self._reader: asyncio.Future[None] | None = None
         self._room: asyncio.Future[None] | None = None
-        self.dropped = 0
+        self.dropped: int = 0
         """Messages this subscription lost to a full buffer."""
 
     @property

@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 try:
     from opentelemetry import metrics, trace
     from opentelemetry.trace import Status, StatusCode
-except ImportError as missing:  # pragma: no cover - tested in a subprocess
+except ImportError as _missing:  # pragma: no cover - tested in a subprocess
     msg = "go_async.otel needs OpenTelemetry's API: pip install 'go-async[otel]'"
-    raise ImportError(msg) from missing
+    raise ImportError(msg) from _missing
 
 from ._pool import Hooks, Pool
 from ._task import CallNext
@@ -115,11 +115,13 @@ class OpenTelemetry(Hooks):
     # --- the metrics, from the hooks --------------------------------------------
 
     def task_queued(self, args: Args[Any]) -> None:
+        """Count a task queued, and its tags."""
         self._waiting.add(args.id)
         self._queued.add(1)
         self._count_tags(args)
 
     def task_started(self, args: Args[Any]) -> None:
+        """Count a task running, no longer queued."""
         if args.id in self._waiting:
             self._waiting.discard(args.id)
             self._queued.add(-1)
@@ -129,6 +131,7 @@ class OpenTelemetry(Hooks):
         self._running.add(1)
 
     def task_retried(self, args: Args[Any], error: Exception, attempt: int, wait: float) -> None:
+        """Count a task retried at its first retry, and add a ``retry`` event to its span."""
         if attempt == 1:
             self._retried.add(1, _attributes(args))
         trace.get_current_span().add_event(
@@ -137,16 +140,19 @@ class OpenTelemetry(Hooks):
         )
 
     def task_succeeded(self, args: Args[Any], seconds: float) -> None:
+        """Count a success and record its duration."""
         self._end(args)
         self._completed.add(1, _attributes(args))
         self._duration.record(seconds, _attributes(args))
 
     def task_failed(self, args: Args[Any], error: Exception, seconds: float) -> None:
+        """Count a failure and record its duration."""
         self._end(args)
         self._failed.add(1, _attributes(args))
         self._duration.record(seconds, _attributes(args))
 
     def task_cancelled(self, args: Args[Any]) -> None:
+        """Count a cancellation, of a queued or a running task."""
         if args.id in self._waiting:
             self._waiting.discard(args.id)
             self._queued.add(-1)
@@ -155,6 +161,7 @@ class OpenTelemetry(Hooks):
         self._cancelled.add(1, _attributes(args))
 
     def circuit_changed(self, breaker: CircuitBreaker, state: CircuitState) -> None:
+        """Count a circuit breaker's change of state, per breaker and state."""
         self._circuit_changes.add(
             1, {"go_async.circuit": breaker.name, "go_async.circuit.state": state.value}
         )

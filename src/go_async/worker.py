@@ -26,7 +26,7 @@ from collections.abc import Sequence
 
 from .distributed import Registry, Worker
 
-logger = logging.getLogger("go_async.distributed")
+logger: logging.Logger = logging.getLogger("go_async.distributed")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -44,10 +44,6 @@ async def fetch_user_name(user: User) -> int:
     return len(user.name)
 
 
-def returns_a_value(args: Args[User]) -> int:
-    return 1
-
-
 users: Drain[User] = Drain()
 numbers: Drain[int] = Drain()
 
@@ -63,8 +59,42 @@ users.send(42)  # type: ignore[arg-type]
 # A function that does not take Args[T].
 Task(takes_an_int)  # type: ignore[arg-type]
 
-# A plain function must return nothing.
-Task(returns_a_value)  # type: ignore[arg-type]
+
+# Input and output types: a Task[str, Page] sends Pages, takes a Drain[Page] and a str input.
+@dataclass(frozen=True)
+class Page:
+    url: str
+
+
+async def fetch_page(args: Args[str, Page]) -> None:
+    args.drain.send(args.input)  # type: ignore[arg-type]
+
+
+Task(fetch_page).drain_to(Drain[str]())  # type: ignore[arg-type]
+Task(fetch_page).with_input(Page("x"))  # type: ignore[arg-type]
+page_task: Task[str, Page] = Task(fetch)  # type: ignore[arg-type]
+
+
+# A handle gives what its task's function returns, typed.
+async def get_page(args: Args[str]) -> Page:
+    return Page(args.input)
+
+
+async def wrong_result() -> None:
+    async with Pool() as running:
+        handle = await running.submit(Task(get_page).with_input("u"))
+        text: str = await handle  # type: ignore[assignment]
+        texts: list[str] = await running.map(fetch_user_name, [User("a")])  # type: ignore[arg-type]
+        either: list[int] = await running.map(fetch_user_name, [User("a")], return_exceptions=True)  # type: ignore[assignment]
+    either_too: list[int] = Pool().map(fetch_user_name, [User("a")], return_exceptions=True)  # type: ignore[assignment]
+    value: str = await Task(get_page).with_input("u").execute()  # type: ignore[assignment]
+    print(text, texts, either, either_too, value)
+
+
+# Retries choose exceptions: a type that is not an exception is refused.
+Task(fetch).with_retry(3, on=int)  # type: ignore[arg-type]
+Task(fetch).with_retry(3, on=(ValueError, str))  # type: ignore[arg-type]
+Pool().with_retry(3, within="30")  # type: ignore[arg-type]
 
 # A bare function is not a task.
 Pool().go([fetch])  # type: ignore[list-item]

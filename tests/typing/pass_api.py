@@ -49,7 +49,7 @@ class User:
 async def fetch(args: Args[User]) -> None:
     assert_type(args.input, User)
     assert_type(args.drain, Drain[User])
-    assert_type(args.task, Task[User])
+    assert_type(args.task, Task[User, User, Any])
     args.drain.send(User(args.input.name.title()))
 
 
@@ -102,8 +102,8 @@ async def serve() -> None:
     async with Pool(limit=2).with_queue_size(10) as running:
         assert_type(running, RunningPool)
         handle = await running.submit(Task(fetch).with_input(User("j")).drain_to(out).with_priority(3))
-        assert_type(handle, Handle[User])
-        assert_type(running.submit_nowait(Task(fetch).with_input(User("k")).drain_to(out)), Handle[User])
+        assert_type(handle, Handle[None])
+        assert_type(running.submit_nowait(Task(fetch).with_input(User("k")).drain_to(out)), Handle[None])
         await handle
         await handle.wait(timeout=1.0)
         assert_type(handle.done(), bool)
@@ -216,8 +216,72 @@ assert_type(watched, Flow[str, float])
 assert_type(step(parse).with_retry(3).with_timeout(5).with_name("parse").run("4", Pool(limit=2)), int)
 
 
+# Input and output of their own types: a str in, Pages to the drain, or a Page returned.
+@dataclass(frozen=True)
+class Page:
+    url: str
+
+
+async def fetch_page(args: Args[str, Page]) -> None:
+    assert_type(args.input, str)
+    assert_type(args.drain, Drain[Page])
+    args.drain.send(Page(args.input))
+
+
+async def get_page(args: Args[str]) -> Page:
+    return Page(args.input)
+
+
+def get_page_sync(args: Args[str]) -> Page:
+    return Page(args.input)
+
+
+pages: Drain[Page] = Drain()
+page_task: Task[str, Page] = Task(fetch_page).drain_to(pages)
+assert_type(Task(fetch_page), Task[str, Page, None])
+assert_type(Task(get_page), Task[str, str, Page])
+assert_type(Task(get_page_sync).with_input("u").with_retry(2), Task[str, str, Page])
+Pool(limit=2).go([page_task.with_input("a"), Task(get_page).with_input("b")])
+assert_type(pages.drain(), list[Page])
+
+
+async def flaky(url: str) -> Page:
+    return Page(url)
+
+
+def retry_only_lookups(error: Exception) -> bool:
+    return isinstance(error, LookupError)
+
+
+async def typed_results() -> None:
+    assert_type(await Task(get_page).with_input("x").execute(), Page)
+    assert_type(await page_task.with_input("x").execute(), None)
+    async with Pool(limit=2) as running:
+        handle = await running.submit(Task(get_page).with_input("u"))
+        assert_type(handle, Handle[Page])
+        assert_type(await handle, Page)
+        assert_type(handle.result(), Page)
+        assert_type(running.submit_nowait(Task(get_page_sync).with_input("v")), Handle[Page])
+        assert_type(await running.map(flaky, ["a", "b"]), list[Page])
+        assert_type(await running.amap(flaky, ["a"]), list[Page])
+        assert_type(await running.map(flaky, ["a"], return_exceptions=True), list[Page | Exception])
+        async for page in running.as_completed(flaky, ["c"]):
+            assert_type(page, Page)
+    assert_type(await Pool().amap(flaky, ["d"], return_exceptions=True), list[Page | Exception])
+
+
+assert_type(Pool().map(flaky, ["e"], return_exceptions=True), list[Page | Exception])
+assert_type(Pool().map(flaky, ["f"], return_exceptions=False), list[Page])
+assert_type(Task(get_page).with_retry(3, 0.1, on=KeyError), Task[str, str, Page])
+assert_type(
+    Task(get_page).with_retry(3, on=(KeyError, OSError), within=timedelta(seconds=30)), Task[str, str, Page]
+)
+assert_type(Pool().with_retry(3, on=retry_only_lookups, max_wait=1.0, within=10), Pool)
+
+
 with set_testing(seed=3) as log:
     assert_type(log, WaitLog)
     assert_type(log.waits, list[float])
     asyncio.run(main())
     asyncio.run(serve())
+    asyncio.run(typed_results())

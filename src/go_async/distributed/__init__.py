@@ -23,11 +23,11 @@ try:
     from ._registry import Named, Registry
     from ._remote import Call, Remote, RemoteHandle
     from ._worker import Worker, WorkerStats
-except ModuleNotFoundError as missing:  # pragma: no cover - tested in a subprocess
-    if (missing.name or "").partition(".")[0] not in {"pydantic", "redis", "taskiq", "taskiq_redis"}:
+except ModuleNotFoundError as _missing:  # pragma: no cover - tested in a subprocess
+    if (_missing.name or "").partition(".")[0] not in {"pydantic", "redis", "taskiq", "taskiq_redis"}:
         raise
     msg = "go_async.distributed needs taskiq and Redis's client: pip install 'go-async[redis]'"
-    raise ImportError(msg) from missing
+    raise ImportError(msg) from _missing
 
 __all__ = [
     "Call",

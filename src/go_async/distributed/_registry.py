@@ -42,8 +42,8 @@ class Named(Generic[P, R]):
     __slots__ = ("_adapters", "_is_async", "_result", "_signature", "fn", "name")
 
     def __init__(self, name: str, fn: Callable[..., Any]) -> None:
-        self.name = name
-        self.fn = fn
+        self.name: str = name
+        self.fn: Callable[..., Any] = fn
         self._is_async = inspect.iscoroutinefunction(fn)
         self._signature = inspect.signature(fn)
         hints = get_type_hints(fn)

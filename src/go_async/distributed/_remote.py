@@ -44,8 +44,8 @@ class Call(Generic[R]):
     __slots__ = ("arguments", "task")
 
     def __init__(self, task: Named[..., R], arguments: dict[str, Any]) -> None:
-        self.task = task
-        self.arguments = arguments
+        self.task: Named[..., R] = task
+        self.arguments: dict[str, Any] = arguments
 
     def __repr__(self) -> str:
         return f"<Call {self.task.name!r} {self.arguments!r}>"
@@ -67,7 +67,7 @@ class RemoteHandle(Generic[R]):
     def __init__(self, task: Named[..., R], task_id: str, broker: AsyncBroker) -> None:
         self._task = task
         self._broker = broker
-        self.task_id = task_id
+        self.task_id: str = task_id
 
     @property
     def name(self) -> str:
@@ -161,13 +161,13 @@ class Remote:
         if not isinstance(registry, Registry):
             msg = f"Remote: registry must be a Registry, got {registry!r} ({type(registry).__name__})"
             raise TypeError(msg)
-        self.registry = registry
-        self.url = url if url is not None else os.environ.get(URL_VARIABLE)
+        self.registry: Registry = registry
+        self.url: str | None = url if url is not None else os.environ.get(URL_VARIABLE)
         if self.url is not None:
             label("Remote", "url", self.url)
-        self.queue = label("Remote", "queue", queue)
-        self.limit = positive_int("Remote", "limit", limit)
-        self.redeliver_after = positive_seconds("Remote", "redeliver_after", redeliver_after)
+        self.queue: str = label("Remote", "queue", queue)
+        self.limit: int = positive_int("Remote", "limit", limit)
+        self.redeliver_after: float = positive_seconds("Remote", "redeliver_after", redeliver_after)
         embedded = Worker(registry, concurrency=concurrency, pool=pool) if self.url is None else None
         self.worker: Worker | None = embedded
         # The connection: started by its first user, stopped by its last.

@@ -98,19 +98,19 @@ class Worker:
         if not isinstance(registry, Registry):
             msg = f"Worker: registry must be a Registry, got {registry!r} ({type(registry).__name__})"
             raise TypeError(msg)
-        self.registry = registry
-        self.url = url if url is not None else os.environ.get(URL_VARIABLE)
+        self.registry: Registry = registry
+        self.url: str | None = url if url is not None else os.environ.get(URL_VARIABLE)
         if self.url is not None:
             label("Worker", "url", self.url)
-        self.queue = label("Worker", "queue", queue)
-        self.concurrency = positive_int("Worker", "concurrency", concurrency)
-        self.redeliver_after = positive_seconds("Worker", "redeliver_after", redeliver_after)
-        self.ready = asyncio.Event()
+        self.queue: str = label("Worker", "queue", queue)
+        self.concurrency: int = positive_int("Worker", "concurrency", concurrency)
+        self.redeliver_after: float = positive_seconds("Worker", "redeliver_after", redeliver_after)
+        self.ready: asyncio.Event = asyncio.Event()
         self._counts = dict.fromkeys(("received", "running", "succeeded", "failed", "rejected"), 0)
         if pool is not None and not isinstance(pool, Pool):
             msg = f"Worker: pool must be a Pool, got {pool!r} ({type(pool).__name__})"
             raise TypeError(msg)
-        self.pool = Pool() if pool is None else pool
+        self.pool: Pool = Pool() if pool is None else pool
         self._runner: Runner | None = None
         self._slots: asyncio.Semaphore | None = None
 
