@@ -294,15 +294,20 @@ def drain_send_ns(reps: int) -> list[float]:
     return result
 
 
-def machine() -> dict[str, str]:
+def cpu_name() -> str:
+    """The processor's model name (Linux), else what ``platform`` knows of it."""
     cpu = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+                return line.split(":", 1)[1].strip()
     except OSError:
         pass
+    return cpu
+
+
+def machine() -> dict[str, str]:
+    cpu = cpu_name()
     versions = {"python": platform.python_version(), "go_async": importlib.metadata.version("go-async")}
     for name in (*PEERS, "uvloop"):
         try:

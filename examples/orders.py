@@ -1,7 +1,7 @@
 """Named tasks on workers: price orders one by one, in a chain, and see a failure come back.
 
-Without a URL the tasks run on an embedded worker, through taskiq's in-memory
-broker; with one, on the workers listening on that Redis server:
+Without a URL the tasks run on an embedded worker, through an in-memory queue;
+with one, on the workers listening on that Redis server:
 
     python examples/orders.py
     cd examples && python -m go_async.worker orders:registry --url redis://localhost:6379/0

@@ -6,6 +6,7 @@ worker was given, so a test waits on what a worker does, never on a timer.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 from dataclasses import dataclass
@@ -64,3 +65,12 @@ async def hold(token: str) -> int:
         await redis.rpush(f"release:{token}", "go")  # the next holder may pass too
         await redis.decr(f"running:{token}")
     return os.getpid()
+
+
+@registry.task("note")
+async def note(path: str, value: int) -> int:
+    """Wait a moment, append ``value`` to the file at ``path`` (one line per run), return it."""
+    await asyncio.sleep(0.002)
+    with open(path, "a", encoding="utf-8") as runs:  # noqa: ASYNC230 - one short line
+        runs.write(f"{value}\n")
+    return value

@@ -1,13 +1,15 @@
-"""Named tasks through taskiq's in-memory broker: the same JSON path as Redis, in one process."""
+"""Named tasks through the in-memory transport: the same JSON messages as on Redis, in one process."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
+import math
 import pickle
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -15,8 +17,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from redis.exceptions import ConnectionError as RedisConnectionError
-from taskiq.kicker import AsyncKicker
-from taskiq.message import BrokerMessage
 
 from go_async import Args, CallNext, FlowError, Hooks, Pool, WaitLog, call, group, prepend, step
 from go_async.distributed import (
@@ -139,7 +139,7 @@ SHAPE = Registry().task("shape", _shape)
 @given(
     st.integers(),
     st.one_of(st.none(), st.text()),
-    st.lists(st.floats(allow_nan=False)),
+    st.lists(st.floats(allow_nan=False, allow_infinity=False)),
     st.one_of(st.none(), st.booleans()),
     st.dictionaries(st.text(min_size=1).filter(lambda k: k not in {"a", "b", "rest", "flag"}), st.integers()),
 )
@@ -152,6 +152,19 @@ def test_any_call_arrives_as_it_was_made(
     wire = json.loads(json.dumps(SHAPE.encode_arguments(args, kwargs)))
     positional, keywords = SHAPE.decode_arguments(wire)
     assert _shape(*positional, **keywords) == _shape(*args, **kwargs)
+
+
+@pytest.mark.parametrize("value", [math.inf, -math.inf, math.nan])
+def test_inf_and_nan_are_refused_at_the_call_that_would_send_them(value: float) -> None:
+    """JSON has no inf or nan: they are refused at the call instead of arriving as null."""
+    with pytest.raises(TypeError, match=r"shape: argument 'rest' holds inf or nan, which JSON cannot carry"):
+        SHAPE.encode_arguments((1, "b", 2.0, value), {})
+    with pytest.raises(TypeError, match=r"argument 'a' holds inf or nan"):
+        Registry().task("half", _half).encode_arguments((value,), {})
+
+
+def _half(a: float | None) -> float:
+    return (a or 0.0) / 2
 
 
 @in_loop
@@ -272,8 +285,8 @@ async def test_at_most_limit_in_flight_and_at_most_concurrency_running() -> None
         run = asyncio.create_task(remote.amap(gate, range(6)))
         await settle()
         assert remote.worker is not None
-        assert started == [0, 1]  # two run, a third waits for a slot on the worker
-        assert remote.worker.stats() == WorkerStats(received=3, running=2)
+        assert started == [0, 1]  # two run; the third waits in the queue, not on the worker
+        assert remote.worker.stats() == WorkerStats(received=2, running=2)
         release.set()
         assert await run == [0, 1, 2, 3, 4, 5]
     assert remote.worker.stats() == WorkerStats(received=6, succeeded=6)
@@ -319,7 +332,7 @@ def test_an_unreachable_server_is_an_error_at_the_call() -> None:
     remote = Remote(registry, url="redis://127.0.0.1:1/0")
     with pytest.raises(RedisConnectionError, match=r"Error 111 connecting to 127\.0\.0\.1:1"):
         remote.map(add, [1])
-    assert remote._broker is None
+    assert remote._transport is None
 
 
 # Workflows across workers
@@ -392,11 +405,10 @@ async def test_malformed_and_pickled_messages_are_rejected_logged_counted_and_ne
     caplog.set_level(logging.ERROR, logger="go_async.distributed")
     remote = Remote(registry)
     async with remote:
-        broker = remote._broker
-        assert broker is not None
+        transport = remote._transport
+        assert transport is not None
         for payload in (b"not json", pickle.dumps(_Exploit()), b'{"task_id": 1}'):
-            message = BrokerMessage(task_id="x", task_name="add", message=payload, labels={})
-            await broker.kick(message)
+            await transport.send(payload)
         await settle()
         assert await (await remote.send(add, 2, 2)) == 4  # the worker goes on
     assert RAN == []
@@ -411,23 +423,30 @@ async def test_malformed_and_pickled_messages_are_rejected_logged_counted_and_ne
 async def test_arguments_that_do_not_fit_are_rejected_and_the_sender_told() -> None:
     remote = Remote(registry)
     async with remote:
-        broker = remote._broker
-        assert broker is not None
-        kicker: AsyncKicker[..., Any] = AsyncKicker(task_name="multiply", broker=broker, labels={})
-        cases: list[tuple[tuple[int, ...], dict[str, object], str]] = [
-            ((), {"a": 1, "b": "two"}, "multiply: argument 'b' is not valid"),
-            ((), {"a": 1}, "multiply: missing a required argument: 'b'"),
-            ((), {"a": 1, "b": 2, "c": 3}, "multiply: unknown arguments ['c']"),
-            ((1, 2), {}, "task 'multiply': arguments must be sent by name, got (1, 2)"),
+        cases: list[tuple[object, str]] = [
+            ({"a": 1, "b": "two"}, "multiply: argument 'b' is not valid"),
+            ({"a": 1}, "multiply: missing a required argument: 'b'"),
+            ({"a": 1, "b": 2, "c": 3}, "multiply: unknown arguments ['c']"),
+            ([1, 2], "malformed message: its 'args' is missing or of the wrong type"),
         ]
-        for args, kwargs, reason in cases:
-            sent = await kicker.kiq(*args, **kwargs)
+        for arguments, reason in cases:
             with pytest.raises(MessageRejected) as caught:
-                await RemoteHandle(multiply, sent.task_id, broker)
+                await (await raw_send(remote, {"task": "multiply", "args": arguments}))
             assert caught.value.kind == "rejected"
             assert caught.value.message.startswith(reason)
     assert remote.worker is not None
     assert remote.worker.stats().rejected == 4
+
+
+async def raw_send(remote: Remote, fields: dict[str, object]) -> RemoteHandle[int]:
+    """A message of ``fields`` sent as it is, with an id and this client's reply key; its handle."""
+    transport = remote._transport
+    assert transport is not None
+    task_id = uuid.uuid4().hex
+    reply: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+    remote._waiting[task_id] = reply
+    await transport.send(json.dumps({**fields, "id": task_id, "reply": transport.reply_key}).encode())
+    return RemoteHandle(multiply, task_id, reply, 5.0)
 
 
 def test_a_value_the_result_type_cannot_hold_is_a_failure_not_a_wrong_answer() -> None:
@@ -451,13 +470,13 @@ def _python(*args: str, cwd: Path = TESTS) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, *args], capture_output=True, text=True, check=False, cwd=cwd)
 
 
-def test_the_core_never_imports_taskiq_and_a_missing_extra_is_named() -> None:
-    core = _python("-c", "import sys, go_async; assert 'taskiq' not in sys.modules, 'imported'")
+def test_the_core_never_imports_redis_and_a_missing_extra_is_named() -> None:
+    core = _python("-c", "import sys, go_async; assert 'redis' not in sys.modules, 'imported'")
     assert core.returncode == 0, core.stderr
-    missing = _python("-c", "import sys; sys.modules['taskiq'] = None; import go_async.distributed")
+    missing = _python("-c", "import sys; sys.modules['redis'] = None; import go_async.distributed")
     assert missing.returncode == 1
     expected = (
-        "ImportError: go_async.distributed needs taskiq and Redis's client: pip install 'go-async[redis]'"
+        "ImportError: go_async.distributed needs Redis's client and pydantic: pip install 'go-async[redis]'"
     )
     assert expected in missing.stderr
 

@@ -26,13 +26,12 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
-from taskiq.kicker import AsyncKicker
-from taskiq.serializers import JSONSerializer
 
 from go_async import call, prepend
-from go_async.distributed import MessageRejected, Remote, RemoteHandle, Worker, WorkerStats
+from go_async.distributed import MessageRejected, Remote, Worker, WorkerStats
 from looping import in_loop
 from remote_tasks import add, hold, multiply, pid, registry
+from test_distributed import raw_send
 from test_docs import ORDERS_OUTPUT
 
 TESTS = Path(__file__).parent
@@ -46,34 +45,53 @@ def _free_port() -> int:
         return port
 
 
+class Server:
+    """A redis-server on a port of its own, that a test can stop and restart (with an append-only file)."""
+
+    def __init__(self, folder: Path, *, append_only: bool = False) -> None:
+        server = shutil.which("redis-server")
+        if server is None:
+            if os.environ.get("GO_ASYNC_REQUIRE_REDIS"):
+                pytest.fail("redis-server is not installed and GO_ASYNC_REQUIRE_REDIS is set")
+            pytest.skip("redis-server is not installed (apt-get install redis-server)")
+        self.port = _free_port()
+        self.command = [server, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(folder)]
+        self.command += ["--save", ""]
+        if append_only:
+            self.command += ["--appendonly", "yes", "--appendfsync", "always"]
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen[str] | None = None
+        self.start()
+
+    def start(self) -> None:
+        process = subprocess.Popen(self.command, stdout=subprocess.PIPE, text=True)
+        assert process.stdout is not None
+        for line in process.stdout:  # the server says when it listens
+            if "Ready to accept connections" in line:
+                break
+        else:
+            pytest.fail(f"redis-server exited with {process.wait()}")
+        threading.Thread(target=process.stdout.read, daemon=True).start()  # a full pipe would stall it
+        self.process = process
+
+    def stop(self) -> None:
+        assert self.process is not None
+        self.process.terminate()  # SIGTERM: it flushes its append-only file and exits
+        self.process.wait(WAIT)
+        assert self.process.stdout is not None
+        self.process.stdout.close()
+        self.process = None
+
+
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     given = os.environ.get("GO_ASYNC_TEST_REDIS_URL")
     if given:
         yield given
         return
-    server = shutil.which("redis-server")
-    if server is None:
-        if os.environ.get("GO_ASYNC_REQUIRE_REDIS"):
-            pytest.fail("redis-server is not installed and GO_ASYNC_REQUIRE_REDIS is set")
-        pytest.skip("redis-server is not installed (apt-get install redis-server)")
-    port = _free_port()
-    folder = tmp_path_factory.mktemp("redis")
-    command = [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", str(folder)]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-    assert process.stdout is not None
-    for line in process.stdout:  # the server says when it listens
-        if "Ready to accept connections" in line:
-            break
-    else:
-        pytest.fail(f"redis-server exited with {process.wait()}")
-    drain = threading.Thread(target=process.stdout.read, daemon=True)  # a full pipe would stall it
-    drain.start()
-    yield f"redis://127.0.0.1:{port}/0"
-    process.terminate()
-    process.wait(WAIT)
-    drain.join(WAIT)
-    process.stdout.close()
+    running = Server(tmp_path_factory.mktemp("redis"))
+    yield running.url
+    running.stop()
 
 
 @pytest.fixture
@@ -97,6 +115,7 @@ class WorkerProcess:
         *,
         concurrency: int = 4,
         redeliver_after: float = 1.0,
+        max_deliveries: int = 5,
         target: str = "remote_tasks:registry",
         folder: Path = TESTS,
     ) -> None:
@@ -108,6 +127,8 @@ class WorkerProcess:
             str(concurrency),
             "--redeliver-after",
             str(redeliver_after),
+            "--max-deliveries",
+            str(max_deliveries),
         ]
         self.process = subprocess.Popen(
             command,
@@ -295,17 +316,15 @@ async def test_unknown_and_malformed_messages_are_rejected_counted_and_the_worke
     running = asyncio.create_task(worker.run(stop))
     await worker.ready.wait()
     async with Remote(registry, url=redis_url, queue=queue) as remote, client(redis_url) as redis:
-        broker = remote._broker
-        assert broker is not None
-        assert isinstance(broker.result_backend.serializer, JSONSerializer)  # type: ignore[attr-defined]
         await redis.xadd(queue, {b"data": b"\x80\x04 not json"})
         await redis.xadd(queue, {b"other": b"no data at all"})
-        unknown: Any = await AsyncKicker(task_name="drop_tables", broker=broker, labels={}).kiq()
         with pytest.raises(MessageRejected, match=r"unknown task 'drop_tables'"):
-            await RemoteHandle(add, unknown.task_id, broker).result(timeout=WAIT)
+            await (await raw_send(remote, {"task": "drop_tables", "args": {}})).result(timeout=WAIT)
         assert await (await remote.send(add, 40, 2)).result(timeout=WAIT) == 42
         assert await redis.xlen(queue) == 0  # every message, refused or run, is acknowledged and removed
         assert await redis.xpending(queue, queue) == {"pending": 0, "min": None, "max": None, "consumers": []}
+        dead: Any = await redis.xrange(f"{queue}:dead")  # the refused ones are kept, with why
+        assert [fields[b"reason"].split(b" ")[0] for _, fields in dead] == [b"malformed"] * 2 + [b"unknown"]
     stop.set()
     await running
     assert worker.stats() == WorkerStats(received=4, succeeded=1, rejected=3)
@@ -320,4 +339,6 @@ async def test_messages_on_the_queue_are_json_named_by_parameter(redis_url: str,
         entries: Any = await redis.xrange(queue)
         [(_id, fields)] = entries
     message = json.loads(fields[b"data"])
-    assert (message["task_name"], message["args"], message["kwargs"]) == ("multiply", [], {"a": 6, "b": 7})
+    assert (message["task"], message["args"]) == ("multiply", {"a": 6, "b": 7})
+    assert sorted(message) == ["args", "id", "reply", "task"]
+    assert message["reply"].startswith(f"{queue}:reply:")

@@ -43,14 +43,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=30.0,
         help="seconds after which a dead worker's tasks run elsewhere (default: 30)",
     )
+    parser.add_argument(
+        "--max-deliveries",
+        type=int,
+        default=5,
+        help="hand-outs of a message before it goes to the dead letters (default: 5)",
+    )
     parser.add_argument("--log-level", default="INFO", help="logging level (default: INFO)")
     options = parser.parse_args(argv)
     level = logging.getLevelNamesMapping().get(options.log_level.upper())
     if level is None:
         parser.error(f"--log-level must be a logging level such as INFO, got {options.log_level!r}")
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # taskiq logs each task at INFO; go_async logs what matters: ready, failures, rejections, stop.
-    logging.getLogger("taskiq").setLevel(max(level, logging.WARNING))
 
     module_name, _, attribute = options.target.partition(":")
     if not module_name or not attribute:
@@ -66,6 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             queue=options.queue,
             concurrency=options.concurrency,
             redeliver_after=options.redeliver_after,
+            max_deliveries=options.max_deliveries,
         )
     except (TypeError, ValueError) as error:
         parser.error(str(error))

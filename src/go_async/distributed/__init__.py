@@ -1,7 +1,7 @@
-"""Named tasks on workers elsewhere, through taskiq and Redis: Machinery's shape, typed.
+"""Named tasks on workers elsewhere, through Redis streams: Machinery's shape, typed.
 
-Needs the ``redis`` extra (``pip install 'go-async[redis]'``: taskiq,
-taskiq-redis and redis); the core never imports this package. Arguments
+Needs the ``redis`` extra (``pip install 'go-async[redis]'``: redis and
+pydantic); the core never imports this package. Arguments
 and results travel as JSON, never as pickle.
 
 Example::
@@ -21,12 +21,13 @@ Example::
 try:
     from ._errors import MessageRejected, RemoteError
     from ._registry import Named, Registry
-    from ._remote import Call, Remote, RemoteHandle
+    from ._remote import Remote
+    from ._sent import Call, RemoteHandle
     from ._worker import Worker, WorkerStats
 except ModuleNotFoundError as _missing:  # pragma: no cover - tested in a subprocess
-    if (_missing.name or "").partition(".")[0] not in {"pydantic", "redis", "taskiq", "taskiq_redis"}:
+    if (_missing.name or "").partition(".")[0] not in {"pydantic", "redis"}:
         raise
-    msg = "go_async.distributed needs taskiq and Redis's client: pip install 'go-async[redis]'"
+    msg = "go_async.distributed needs Redis's client and pydantic: pip install 'go-async[redis]'"
     raise ImportError(msg) from _missing
 
 __all__ = [

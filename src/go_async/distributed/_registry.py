@@ -12,9 +12,13 @@ from pydantic import TypeAdapter, ValidationError
 
 from .._checks import label
 from .._task import Args, Task
+from ._transport import encode
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+# A call's arguments: positional, then by name.
+Arguments = tuple[list[Any], dict[str, Any]]
 
 _POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
 
@@ -39,7 +43,7 @@ class Named(Generic[P, R]):
         assert add.name == "add" and await add.fn(1, 2) == 3
     """
 
-    __slots__ = ("_adapters", "_is_async", "_result", "_signature", "fn", "name")
+    __slots__ = ("_adapters", "_base", "_is_async", "_result", "_signature", "fn", "name")
 
     def __init__(self, name: str, fn: Callable[..., Any]) -> None:
         self.name: str = name
@@ -62,6 +66,7 @@ class Named(Generic[P, R]):
             msg = f"Registry.task({name!r}): the function needs a return annotation"
             raise TypeError(msg)
         self._result: TypeAdapter[Any] = TypeAdapter(hints["return"])
+        self._base: Task[Arguments, Arguments, Any] | None = None
 
     def __repr__(self) -> str:
         return f"<Named {self.name!r}>"
@@ -81,6 +86,14 @@ class Named(Generic[P, R]):
             except (ValidationError, ValueError, TypeError) as error:
                 msg = f"{self.name}: argument {name!r} cannot be sent as {_kind(adapter)}: got {value!r}"
                 raise TypeError(msg) from error
+            try:
+                encode(encoded[name])
+            except ValueError:
+                # JSON has no inf or nan: refused here rather than arriving as null.
+                msg = (
+                    f"{self.name}: argument {name!r} holds inf or nan, which JSON cannot carry: got {value!r}"
+                )
+                raise TypeError(msg) from None
         return encoded
 
     def decode_arguments(self, data: object) -> tuple[list[Any], dict[str, Any]]:
@@ -121,25 +134,34 @@ class Named(Generic[P, R]):
             raise ValueError(msg) from None
         return args, kwargs
 
-    def as_task(self, args: list[Any], kwargs: dict[str, Any]) -> Task[None]:
+    def as_task(self, args: list[Any], kwargs: dict[str, Any]) -> Task[Arguments, Arguments, Any]:
         """The call as a task named after this function, whose value is its result as JSON data.
 
         A worker runs it through its pool's layers like any task: an
         ``async def`` on the event loop, a plain ``def`` in a worker thread.
         """
+        if self._base is None:
+            self._base = self._make_base()
+        return self._base.with_input((args, kwargs))
+
+    def _make_base(self) -> Task[Arguments, Arguments, Any]:
+        # One task per function, its input the call's arguments: a worker
+        # makes no new spec for each message.
         fn = self.fn
         encode = partial(self._result.dump_python, mode="json", warnings="error")
         if self._is_async:
 
-            async def call_async(_: Args[None]) -> Any:
+            async def call_async(call: Args[Arguments]) -> Any:
+                args, kwargs = call.input
                 return encode(await fn(*args, **kwargs))
 
             return Task(call_async).with_name(self.name)
 
-        def call(_: Args[None]) -> Any:
+        def call_sync(call: Args[Arguments]) -> Any:
+            args, kwargs = call.input
             return encode(fn(*args, **kwargs))
 
-        return Task(call).with_name(self.name)
+        return Task(call_sync).with_name(self.name)
 
     def decode_result(self, data: object) -> R:
         """The typed result from its JSON data."""

@@ -5,135 +5,49 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import AsyncGenerator, Callable, Coroutine, Generator, Iterable
+import uuid
+from collections.abc import AsyncGenerator, Callable, Coroutine, Iterable
 from datetime import timedelta
 from types import TracebackType
-from typing import Any, Generic, ParamSpec, Self, TypeVar, cast
-
-from taskiq.abc.broker import AsyncBroker
-from taskiq.kicker import AsyncKicker
-from taskiq.result import TaskiqResult
+from typing import Any, ParamSpec, Self, TypeVar
 
 from .._calls import refuse_to_block
-from .._checks import label, positive_int, positive_seconds, timeout_seconds
+from .._checks import label, positive_int, positive_seconds
+from .._clock import Clock
 from .._pool import Pool
-from ._brokers import DEFAULT_QUEUE, MemoryResults, RedisResults, memory_broker, redis_broker
-from ._errors import MessageRejected, RemoteError
+from ._memory import MemoryTransport
+from ._redis import RedisTransport
 from ._registry import Named, Registry
+from ._sent import Call, RemoteHandle, check_call
+from ._transport import DEFAULT_MAX_DELIVERIES, DEFAULT_QUEUE, Transport, decode, encode, logger
 from ._worker import URL_VARIABLE, Worker
 
 P = ParamSpec("P")
 R = TypeVar("R")
 X = TypeVar("X")
 
-# A result in Redis is polled for: often at first, then every 50 ms at most.
-_FIRST_POLL = 0.001
-_LAST_POLL = 0.05
-
-
-class Call(Generic[R]):
-    """A named task with its arguments, checked and encoded as JSON when it is made.
-
-    ``remote.call(task, *args)`` makes one; ``remote.go``/``ago`` run many.
-
-    Example::
-
-        results = remote.go([remote.call(add, 1, 2), remote.call(add, 3, 4)])  # [3, 7]
-    """
-
-    __slots__ = ("arguments", "task")
-
-    def __init__(self, task: Named[..., R], arguments: dict[str, Any]) -> None:
-        self.task: Named[..., R] = task
-        self.arguments: dict[str, Any] = arguments
-
-    def __repr__(self) -> str:
-        return f"<Call {self.task.name!r} {self.arguments!r}>"
-
-
-class RemoteHandle(Generic[R]):
-    """A sent task: ``await handle`` (or ``handle.result(timeout)``) gives its typed result.
-
-    A task that failed on its worker raises ``RemoteError`` there.
-
-    Example::
-
-        handle = await remote.send(add, 1, 2)
-        assert await handle == 3
-    """
-
-    __slots__ = ("_broker", "_task", "task_id")
-
-    def __init__(self, task: Named[..., R], task_id: str, broker: AsyncBroker) -> None:
-        self._task = task
-        self._broker = broker
-        self.task_id: str = task_id
-
-    @property
-    def name(self) -> str:
-        """The task's registered name."""
-        return self._task.name
-
-    def __repr__(self) -> str:
-        return f"<RemoteHandle {self.name!r} {self.task_id}>"
-
-    def __await__(self) -> Generator[Any, None, R]:
-        return self.result().__await__()
-
-    async def result(self, timeout: float | timedelta | None = None) -> R:  # noqa: ASYNC109 - the wait's own
-        """Wait at most ``timeout`` seconds (``None``: as long as it takes) for the result."""
-        seconds = timeout_seconds("RemoteHandle.result", timeout)
-        async with asyncio.timeout(seconds):
-            stored = await self._stored()
-        return self._decode(stored)
-
-    async def _stored(self) -> TaskiqResult[Any]:
-        backend = self._broker.result_backend
-        if isinstance(backend, MemoryResults):
-            return await backend.wait(self.task_id)
-        assert isinstance(backend, RedisResults)
-        pause = _FIRST_POLL
-        while (stored := await backend.take(self.task_id)) is None:
-            await asyncio.sleep(pause)
-            pause = min(pause * 2, _LAST_POLL)
-        return stored
-
-    def _decode(self, stored: TaskiqResult[Any]) -> R:
-        answer: object = stored.return_value
-        if stored.is_err or not isinstance(answer, dict):
-            raise RemoteError(self.name, self.task_id, "taskiq", repr(stored.error or answer))
-        answer = cast("dict[str, Any]", answer)
-        if "ok" in answer:
-            return self._task.decode_result(answer["ok"])
-        if "rejected" in answer:
-            raise MessageRejected(self.name, self.task_id, "rejected", str(answer["rejected"]))
-        if not isinstance(answer.get("error"), dict):
-            raise RemoteError(self.name, self.task_id, "unknown", repr(answer))
-        error = cast("dict[str, object]", answer["error"])
-        raise RemoteError(
-            self.name,
-            self.task_id,
-            str(error.get("type")),
-            str(error.get("message")),
-            str(error.get("traceback", "")),
-        )
+# How long go/map/amap, a flow step and `await handle` wait for a result at most, by default.
+DEFAULT_TIMEOUT = 300.0
 
 
 class Remote:
-    """Sends a registry's named tasks to workers, through taskiq: in memory, or on Redis.
+    """Sends a registry's named tasks to workers: on Redis, or to a worker in this process.
 
     With no ``url`` (and no ``GO_ASYNC_BROKER_URL``), a worker is embedded:
-    tasks run in this process, through taskiq's in-memory broker and the
-    same JSON path, at most ``concurrency`` at once (``remote.worker``),
-    through ``pool``'s layers (see ``Worker``).
-    With ``url="redis://..."``, they run on the workers listening on
-    ``queue`` (``python -m go_async.worker module:registry``).
+    tasks run in this process, through an in-memory queue and the same JSON
+    path, at most ``concurrency`` at once (``remote.worker``), through
+    ``pool``'s layers (see ``Worker``); ``clock`` (a ``ManualClock`` in
+    tests) times its redeliveries. With ``url="redis://..."``, they run on
+    the workers listening on ``queue`` (``python -m go_async.worker
+    module:registry``); ``maxlen`` caps the queue's stream, approximately.
 
     ``async with remote:`` holds one connection for many calls; ``go``,
     ``map`` and their async twins ``ago``/``amap`` connect for the call when
     it is not held. They keep at most ``limit`` tasks in flight and follow
     ``Pool``'s rules: results in input order, and every failure raised
-    together after all have ended.
+    together after all have ended. Each waits at most ``timeout`` seconds
+    (300 by default) for a result, then fails with ``TimeoutError``; while
+    Redis cannot be reached, sends wait for it within that time.
 
     Example::
 
@@ -145,7 +59,23 @@ class Remote:
             total = await handle
     """
 
-    __slots__ = ("_starting", "_users", "limit", "queue", "redeliver_after", "registry", "url", "worker")
+    __slots__ = (
+        "_clock",
+        "_serving",
+        "_starting",
+        "_stop",
+        "_users",
+        "_waiting",
+        "limit",
+        "max_deliveries",
+        "maxlen",
+        "queue",
+        "redeliver_after",
+        "registry",
+        "timeout",
+        "url",
+        "worker",
+    )
 
     def __init__(
         self,
@@ -156,7 +86,11 @@ class Remote:
         limit: int = 100,
         concurrency: int = 10,
         redeliver_after: float | timedelta = 30.0,
+        max_deliveries: int = DEFAULT_MAX_DELIVERIES,
+        timeout: float | timedelta = DEFAULT_TIMEOUT,
+        maxlen: int | None = None,
         pool: Pool | None = None,
+        clock: Clock | None = None,
     ) -> None:
         if not isinstance(registry, Registry):
             msg = f"Remote: registry must be a Registry, got {registry!r} ({type(registry).__name__})"
@@ -168,11 +102,27 @@ class Remote:
         self.queue: str = label("Remote", "queue", queue)
         self.limit: int = positive_int("Remote", "limit", limit)
         self.redeliver_after: float = positive_seconds("Remote", "redeliver_after", redeliver_after)
-        embedded = Worker(registry, concurrency=concurrency, pool=pool) if self.url is None else None
+        self.max_deliveries: int = positive_int("Remote", "max_deliveries", max_deliveries)
+        self.timeout: float = positive_seconds("Remote", "timeout", timeout)
+        self.maxlen: int | None = None if maxlen is None else positive_int("Remote", "maxlen", maxlen)
+        embedded = None
+        if self.url is None:
+            embedded = Worker(
+                registry,
+                concurrency=concurrency,
+                redeliver_after=self.redeliver_after,
+                max_deliveries=self.max_deliveries,
+                pool=pool,
+            )
         self.worker: Worker | None = embedded
+        self._clock = clock
         # The connection: started by its first user, stopped by its last.
-        self._starting: asyncio.Future[AsyncBroker] | None = None
+        self._starting: asyncio.Future[Transport] | None = None
         self._users = 0
+        # Each sent task's reply, by its id, until it arrives.
+        self._waiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._stop: asyncio.Event | None = None
+        self._serving: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Self:
         await self._connect()
@@ -184,11 +134,11 @@ class Remote:
         await self._disconnect()
 
     @property
-    def _broker(self) -> AsyncBroker | None:
-        """The connection's broker, once it has started."""
+    def _transport(self) -> Transport | None:
+        """The connection's transport, once it has started."""
         return None if self._starting is None else _started(self._starting)
 
-    async def _connect(self) -> AsyncBroker:
+    async def _connect(self) -> Transport:
         self._users += 1
         try:
             if self._starting is None:
@@ -199,15 +149,24 @@ class Remote:
             await self._disconnect()
             raise
 
-    async def _start(self) -> AsyncBroker:
-        if self.url is None:
-            broker: AsyncBroker = memory_broker()
-            assert self.worker is not None
-            self.worker._attach(broker)
-        else:
-            broker = redis_broker(self.url, self.queue, self.redeliver_after)
-        await broker.startup()
-        return broker
+    async def _start(self) -> Transport:
+        if self.url is not None:
+            transport: Transport = RedisTransport(
+                self.url, self.queue, redeliver_after=self.redeliver_after, maxlen=self.maxlen
+            )
+            await transport.open_client(self._on_reply)
+            return transport
+        assert self.worker is not None
+        transport = MemoryTransport(redeliver_after=self.redeliver_after, clock=self._clock)
+        await transport.open_client(self._on_reply)
+        self._stop = asyncio.Event()
+        self._serving = asyncio.ensure_future(self.worker.serve(transport, self._stop))
+        ready = asyncio.ensure_future(self.worker.ready.wait())
+        await asyncio.wait((self._serving, ready), return_when=asyncio.FIRST_COMPLETED)
+        ready.cancel()
+        if self._serving.done():
+            self._serving.result()  # it failed to start: say why
+        return transport
 
     async def _disconnect(self) -> None:
         self._users -= 1
@@ -217,20 +176,35 @@ class Remote:
         if not starting.done():
             starting.cancel()  # its last user left before it started
             return
-        broker = _started(starting)
-        if broker is not None:
-            wait_all = getattr(broker, "wait_all", None)
-            if wait_all is not None:  # the embedded worker's tasks end before it does
-                await wait_all()
-            await broker.shutdown()
-            if self.worker is not None:
-                self.worker._close()
+        transport = _started(starting)
+        if transport is None:
+            return
+        if self._serving is not None and self._stop is not None:
+            # The embedded worker's tasks end before it does.
+            if self._waiting:
+                await asyncio.wait(list(self._waiting.values()))
+            self._stop.set()
+            await self._serving
+            self._serving = None
+        await transport.close()
+
+    def _on_reply(self, data: bytes) -> None:
+        try:
+            answer = decode(data)
+            waiting = self._waiting.pop(answer["id"], None)
+        except (ValueError, TypeError, KeyError) as error:
+            logger.error("go_async client: a reply that is not one: %r (%s)", data[:200], error)
+            return
+        if waiting is None:
+            logger.debug("go_async client: a reply for no task of this client: %r", answer.get("id"))
+        elif not waiting.done():
+            waiting.set_result(answer)
 
     @contextlib.asynccontextmanager
-    async def _session(self) -> AsyncGenerator[AsyncBroker]:
-        broker = await self._connect()
+    async def _session(self) -> AsyncGenerator[Transport]:
+        transport = await self._connect()
         try:
-            yield broker
+            yield transport
         finally:
             await self._disconnect()
 
@@ -243,10 +217,10 @@ class Remote:
 
         Needs a held connection (``async with remote:``), which the handle uses.
         """
-        if self._broker is None:
+        if self._transport is None:
             msg = "Remote.send needs a connection: call it inside `async with remote:`"
             raise RuntimeError(msg)
-        return await self._send(self._broker, Call(task, self._encode(task, args, kwargs)))
+        return await self._send(self._transport, Call(task, self._encode(task, args, kwargs)))
 
     def stub(self, task: Named[P, R], /) -> Callable[P, Coroutine[Any, Any, R]]:
         """An async function with ``task``'s signature that runs it on a worker.
@@ -274,7 +248,7 @@ class Remote:
         """
         if isinstance(calls, list | tuple):
             for one in calls:
-                _check_call(one)
+                check_call(one)
         async with self._session():
             return await self._pool().amap(self._run, calls)
 
@@ -297,15 +271,26 @@ class Remote:
         return Pool(limit=self.limit)
 
     async def _run(self, call: Call[R]) -> R:
-        async with self._session() as broker:
-            handle = await self._send(broker, call)
+        held = self._transport
+        if held is not None:  # inside a map or `async with remote:`, which keep it open meanwhile
+            return await (await self._send(held, call))
+        async with self._session() as transport:
+            handle = await self._send(transport, call)
             return await handle
 
-    async def _send(self, broker: AsyncBroker, call: Call[R]) -> RemoteHandle[R]:
-        _check_call(call)
-        kicker: AsyncKicker[..., Any] = AsyncKicker(task_name=call.task.name, broker=broker, labels={})
-        sent = await kicker.kiq(**call.arguments)
-        return RemoteHandle(call.task, sent.task_id, broker)
+    async def _send(self, transport: Transport, call: Call[R]) -> RemoteHandle[R]:
+        check_call(call)
+        task_id = uuid.uuid4().hex
+        reply: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._waiting[task_id] = reply
+        message = {
+            "id": task_id,
+            "task": call.task.name,
+            "args": call.arguments,
+            "reply": transport.reply_key,
+        }
+        await transport.send(encode(message))
+        return RemoteHandle(call.task, task_id, reply, self.timeout)
 
     def _encode(self, task: Named[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
         self._check(task, "Remote")
@@ -317,13 +302,7 @@ class Remote:
             raise (ValueError if isinstance(task, Named) else TypeError)(msg)
 
 
-def _check_call(call: object) -> None:
-    if not isinstance(call, Call):
-        msg = f"Remote: expected a Call from remote.call(...), got {call!r} ({type(call).__name__})"
-        raise TypeError(msg)
-
-
-def _started(starting: asyncio.Future[AsyncBroker]) -> AsyncBroker | None:
+def _started(starting: asyncio.Future[Transport]) -> Transport | None:
     if not starting.done() or starting.cancelled() or starting.exception() is not None:
         return None
     return starting.result()

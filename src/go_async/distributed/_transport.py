@@ -1,0 +1,156 @@
+"""What a client and its workers exchange, whatever carries it: messages, replies, batches, backoff.
+
+A message is one JSON object: the task's ``id``, its registered name
+(``task``), its arguments by name (``args``) and the ``reply`` key its
+result goes to. A reply is ``{"id": ..., "ok": value}``, ``{"id": ...,
+"error": {...}}`` or ``{"id": ..., "rejected": reason}``. Both transports
+(``_redis``, ``_memory``) carry these bytes unchanged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Generic, Protocol, TypeVar
+
+logger = logging.getLogger("go_async.distributed")
+
+T = TypeVar("T")
+
+DEFAULT_QUEUE = "go_async"
+# A reply nobody collects expires after a day instead of staying in Redis forever.
+RESULT_TTL_SECONDS = 24 * 3600
+# A message handed out this many times without an answer (its workers died) goes to the dead letters.
+DEFAULT_MAX_DELIVERIES = 5
+# While the server cannot be reached: the first wait, the longest one.
+_FIRST_BACKOFF = 0.05
+_LAST_BACKOFF = 2.0
+
+
+def encode(data: object) -> bytes:
+    """``data`` as compact JSON; inf and nan are refused (``ValueError``), never sent as ``null``."""
+    return json.dumps(data, separators=(",", ":"), allow_nan=False).encode()
+
+
+def decode(data: bytes) -> Any:
+    """JSON ``data``; ``ValueError`` if it is not JSON."""
+    return json.loads(data)
+
+
+@dataclass(slots=True)
+class Delivery:
+    """A message handed to a worker: its id on the transport, its bytes, and how often it was handed out."""
+
+    message_id: str
+    data: bytes
+    deliveries: int = 1
+
+
+class Transport(Protocol):
+    """What ``Remote`` and ``Worker`` ask of a transport: Redis streams, or memory."""
+
+    # The client's side.
+    reply_key: str
+    # What the transport raises while its server cannot be reached.
+    away: tuple[type[BaseException], ...]
+
+    async def open_client(self, on_reply: Callable[[bytes], object]) -> None: ...
+    async def send(self, data: bytes) -> None: ...
+    async def close(self) -> None: ...
+
+    # The worker's side.
+    async def open_worker(self) -> None: ...
+    async def take(self, consumer: str, count: int, wait: float) -> list[Delivery]: ...
+    async def give_back(self, deliveries: list[Delivery]) -> None: ...
+
+    # Whether a read may have handed this worker messages that it never received.
+    lost_replies: bool
+
+    async def recover(self, consumer: str, running: set[str]) -> list[Delivery]: ...
+    def wake(self) -> None: ...
+    async def reclaim(self, consumer: str, count: int) -> list[Delivery]: ...
+    async def touch(self, consumer: str, message_ids: list[str]) -> None: ...
+    def finish(self, message_id: str, reply_key: str | None, reply: bytes | None) -> None: ...
+    def bury(
+        self, delivery: Delivery, reason: str, reply_key: str | None = None, reply: bytes | None = None
+    ) -> None: ...
+    async def dead(self) -> list[tuple[str, bytes, str]]: ...
+    async def settle(self) -> None: ...
+
+
+class Batcher(Generic[T]):
+    """Items added while a flush is under way, flushed together by the next one.
+
+    The first ``add`` of an idle batcher starts a flush on the next turn of
+    the event loop, so everything added until then goes in one batch: one
+    pipeline, one round trip, however many tasks sent or finished. ``add``
+    returns a future that the batch's flush resolves (or fails).
+    """
+
+    __slots__ = ("_done", "_flush", "_items", "_running")
+
+    def __init__(self, flush: Callable[[list[T]], Awaitable[None]]) -> None:
+        self._flush = flush
+        self._items: list[T] = []
+        self._done: asyncio.Future[None] | None = None
+        self._running: asyncio.Task[None] | None = None
+
+    def add(self, item: T) -> asyncio.Future[None]:
+        self._items.append(item)
+        loop = asyncio.get_running_loop()
+        if self._done is None:
+            self._done = loop.create_future()
+        if self._running is None:
+            self._running = loop.create_task(self._run())
+        return self._done
+
+    async def _run(self) -> None:
+        try:
+            while self._items:
+                items, self._items = self._items, []
+                done, self._done = self._done, None
+                assert done is not None
+                try:
+                    await self._flush(items)
+                except Exception as error:  # not the server being away: that is waited out
+                    done.set_exception(error)
+                    done.exception()  # retrieved here: only the senders that wait on it see it
+                else:
+                    done.set_result(None)
+        finally:
+            self._running = None
+
+    async def settle(self) -> None:
+        """Wait until every item added so far is flushed."""
+        while self._running is not None:
+            await asyncio.shield(self._running)
+
+
+async def outlast(what: str, call: Callable[[], Awaitable[T]], errors: tuple[type[BaseException], ...]) -> T:
+    """``await call()``, tried again while it fails with ``errors`` (the server is away), backing off.
+
+    Waits 0.05 s after the first failure, doubling up to 2 s, and logs the
+    outage once, then its end.
+    """
+    pause = _FIRST_BACKOFF
+    failed = False
+    while True:
+        try:
+            result = await call()
+        except errors as error:
+            # A client library may turn the cancellation of a call into a connection error.
+            me = asyncio.current_task()
+            if me is not None and me.cancelling():
+                raise asyncio.CancelledError from error
+            if not failed:
+                logger.warning("go_async: %s failed (%r); trying again until the server is back", what, error)
+                failed = True
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, _LAST_BACKOFF)
+            continue
+        if failed:
+            logger.warning("go_async: %s works again", what)
+        return result
