@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from go_async import Args, CallNext, FlowError, Hooks, Pool, WaitLog, call, group, prepend, step
+from go_async import Args, CallNext, FlowError, Hooks, ManualClock, Pool, WaitLog, call, group, prepend, step
 from go_async.distributed import (
     MessageRejected,
     Named,
@@ -29,6 +29,7 @@ from go_async.distributed import (
     Worker,
     WorkerStats,
 )
+from go_async.distributed._memory import MemoryTransport
 from looping import in_loop, settle
 from remote_tasks import Point, add, fail, multiply, registry, scale, thread
 
@@ -547,3 +548,43 @@ async def test_the_embedded_worker_runs_tasks_through_its_pools_middleware_hooks
     assert sorted(map(str, succeeded)) == ["double", "double", "flaky"]
     assert remote.worker is not None
     assert remote.worker.stats() == WorkerStats(received=3, succeeded=3)
+
+
+@in_loop
+async def test_a_killed_workers_task_runs_again_after_redeliver_after_on_a_manual_clock() -> None:
+    """In memory, no waiting: a worker killed mid-task leaves it pending; the next takes it at 30 s."""
+    clock = ManualClock()
+    transport = MemoryTransport(redeliver_after=30.0, clock=clock)
+    answered: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+    await transport.open_client(answered.set_result)
+    runs: list[int] = []
+    started, finish = asyncio.Event(), asyncio.Event()
+    local = Registry()
+
+    @local.task("slow")
+    async def slow(value: int) -> int:
+        runs.append(value)
+        started.set()
+        await finish.wait()
+        return value * 10
+
+    killed = asyncio.create_task(Worker(local, redeliver_after=30.0).serve(transport, asyncio.Event()))
+    message = {"id": "a", "task": "slow", "args": {"value": 4}, "reply": transport.reply_key}
+    await transport.send(json.dumps(message).encode())
+    await started.wait()
+    killed.cancel()  # killed: its task is cancelled, nothing is acknowledged
+    with pytest.raises(asyncio.CancelledError):
+        await killed
+    survivor = Worker(local, redeliver_after=30.0)
+    stop = asyncio.Event()
+    serving = asyncio.create_task(survivor.serve(transport, stop))
+    await survivor.ready.wait()
+    finish.set()
+    await clock.advance(29)
+    assert (runs, answered.done()) == ([4], False)  # not idle long enough yet
+    await clock.advance(1)
+    assert json.loads(await asyncio.wait_for(answered, 5)) == {"id": "a", "ok": 40}
+    assert runs == [4, 4]
+    assert survivor.stats() == WorkerStats(received=1, succeeded=1)
+    stop.set()
+    await serving

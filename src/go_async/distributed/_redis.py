@@ -30,6 +30,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from .._clock import SYSTEM_CLOCK, Clock
 from ._transport import RESULT_TTL_SECONDS, Batcher, Delivery, logger, outlast
 
 # What "the server is away" looks like, from redis-py (loading after a restart included).
@@ -70,6 +71,7 @@ class RedisTransport:
         self._burials: Batcher[tuple[Delivery, str]] = Batcher(self._flush_burials)
         self._replies: Batcher[tuple[str, bytes]] = Batcher(self._flush_replies)
         self.away: tuple[type[BaseException], ...] = AWAY
+        self.clock: Clock = SYSTEM_CLOCK
         self.lost_replies = False
         # Messages finished or refused whose acknowledgement is not on the server yet.
         self._unsettled: set[str] = set()

@@ -16,6 +16,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
+from .._clock import Clock
+
 logger = logging.getLogger("go_async.distributed")
 
 T = TypeVar("T")
@@ -56,6 +58,8 @@ class Transport(Protocol):
     reply_key: str
     # What the transport raises while its server cannot be reached.
     away: tuple[type[BaseException], ...]
+    # What times its redeliveries: the system's, or a test's manual clock.
+    clock: Clock
 
     async def open_client(self, on_reply: Callable[[bytes], object]) -> None: ...
     async def send(self, data: bytes) -> None: ...

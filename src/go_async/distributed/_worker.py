@@ -206,9 +206,9 @@ class Worker:
     ) -> None:
         # Every third of `redeliver_after`: tell the group the running messages
         # are still being worked on, and take over those a dead worker left.
-        beat = self.redeliver_after / 3
+        beat, clock = self.redeliver_after / 3, transport.clock
         while True:
-            await asyncio.sleep(beat)
+            await clock.sleep_until(clock.time() + beat)
             try:
                 await transport.touch(consumer, list(running))
                 free = self.concurrency - len(running)
