@@ -43,6 +43,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 # The oldest versions of the runtime dependencies that pyproject.toml allows.
 LOWEST = ("tenacity==8.3.0", "typing_extensions==4.12.0")
+LOWEST_NAMES = tuple(pin.split("==")[0] for pin in LOWEST)
 
 # What a user's script does at run time with the typed API: generic aliases with
 # defaults evaluated unquoted, retries that choose, typed results, partial results.
@@ -86,9 +87,6 @@ def test_the_lowest_dependencies_allowed_run_the_typed_api(installed: Path) -> N
     finally:
         # The venv is shared by the session: give it back its newest versions.
         _run(python, "-m", "pip", "install", "--quiet", "--upgrade", *LOWEST_NAMES, cwd=installed, env=env)
-
-
-LOWEST_NAMES = tuple(pin.split("==")[0] for pin in LOWEST)
 
 
 def _in_venv(home: Path) -> dict[str, str]:

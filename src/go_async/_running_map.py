@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
-from typing import Any, Literal, TypeVar, overload
+from typing import Any, Literal, TypeVar, cast, overload
 
 from ._calls import calls, check_mapping
 from ._handle import Handle, State
@@ -85,21 +85,18 @@ class RunningMap:
     async def _as_completed(
         self, fn: Callable[[X], Awaitable[V]], inputs: Iterable[X]
     ) -> AsyncGenerator[V, None]:
+        handles = await self._submit_all(fn, inputs)
         ended: asyncio.Queue[Handle[V]] = asyncio.Queue()
-        handles: list[Handle[V]] = []
+        for handle in handles:
+            handle._on_end(ended.put_nowait)
         try:
-            for task in calls(fn, inputs):
-                handle = await self.submit(task)
-                handle._on_end(ended.put_nowait)
-                handles.append(handle)
             failures: dict[int, Exception] = {}
             for _ in handles:
                 handle = await ended.get()
-                error = handle.exception()
+                value, error = _outcome(handle)
                 if error is None:
-                    yield handle.result()
+                    yield cast("V", value)
                 else:
-                    assert isinstance(error, Exception)
                     failures[handle._seq] = error
         finally:
             _cancel_unfinished(handles)
@@ -121,17 +118,12 @@ class RunningMap:
         results: list[V | Exception] = []
         failures: list[Exception] = []
         for handle in handles:
-            handle._retrieved = True
-            state = handle._state
-            if state is State.COMPLETED:
-                results.append(handle._value)
-            elif state is State.FAILED:
-                error = handle._error
-                assert isinstance(error, Exception)  # its final error; BaseExceptions end the pool
+            value, error = _outcome(handle)
+            if error is None:
+                results.append(cast("V", value))
+            else:
                 results.append(error)
                 failures.append(error)
-            else:
-                raise asyncio.CancelledError  # a call cancelled on its own: pool.cancel()
         if failures and not return_exceptions:
             msg = f"{len(failures)} of {len(handles)} calls failed"
             raise ExceptionGroup(msg, failures)
@@ -146,6 +138,18 @@ class RunningMap:
             _cancel_unfinished(handles)
             raise
         return handles
+
+
+def _outcome(handle: Handle[V]) -> tuple[V | None, Exception | None]:
+    """An ended call's value, or its final error; ``CancelledError`` if it was cancelled on its own."""
+    handle._retrieved = True
+    if handle._state is State.COMPLETED:
+        return handle._value, None
+    if handle._state is State.FAILED:
+        error = handle._error
+        assert isinstance(error, Exception)  # its final error; BaseExceptions end the pool
+        return None, error
+    raise asyncio.CancelledError  # a call cancelled on its own: pool.cancel()
 
 
 def _cancel_unfinished(handles: list[Handle[Any]]) -> None:

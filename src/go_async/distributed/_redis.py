@@ -196,8 +196,7 @@ class RedisTransport:
             for delivery in deliveries:
                 pipe.xadd(self.queue, {b"data": delivery.data})
             ids = [delivery.message_id for delivery in deliveries]
-            pipe.xack(self.queue, self.queue, *ids)
-            pipe.xdel(self.queue, *ids)
+            self._done_with(pipe, ids)
             await pipe.execute()
 
         await outlast(f"giving back {len(deliveries)} messages", requeue, AWAY)
@@ -247,8 +246,7 @@ class RedisTransport:
                 pipe, [(key, reply) for _, key, reply in finished if key is not None and reply is not None]
             )
             ids = [message_id for message_id, _, _ in finished]
-            pipe.xack(self.queue, self.queue, *ids)
-            pipe.xdel(self.queue, *ids)
+            self._done_with(pipe, ids)
             await pipe.execute()
 
         await outlast(f"saving {len(finished)} results", answer_and_ack, AWAY)
@@ -270,8 +268,7 @@ class RedisTransport:
                 fields = {b"data": delivery.data, b"reason": reason.encode(), b"id": delivery.message_id}
                 pipe.xadd(self.dead_letters, fields)  # type: ignore[arg-type]
             ids = [delivery.message_id for delivery, _ in buried]
-            pipe.xack(self.queue, self.queue, *ids)
-            pipe.xdel(self.queue, *ids)
+            self._done_with(pipe, ids)
             await pipe.execute()
 
         await outlast(f"moving {len(buried)} messages to the dead letters", move, AWAY)
@@ -284,6 +281,11 @@ class RedisTransport:
             await pipe.execute()
 
         await outlast(f"answering {len(replies)} refused messages", push, AWAY)
+
+    def _done_with(self, pipe: Any, message_ids: list[str]) -> None:
+        # Acknowledged, and deleted: the stream holds only the messages not yet done.
+        pipe.xack(self.queue, self.queue, *message_ids)
+        pipe.xdel(self.queue, *message_ids)
 
     async def settle(self) -> None:
         """Wait until every send, result and burial so far is on the server."""
