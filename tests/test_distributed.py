@@ -29,6 +29,7 @@ from go_async.distributed import (
     Worker,
     WorkerStats,
 )
+from go_async.distributed._connection import Connection
 from go_async.distributed._memory import MemoryTransport
 from looping import in_loop, settle
 from remote_tasks import Point, add, fail, multiply, registry, scale, thread
@@ -309,24 +310,21 @@ async def test_leaving_the_block_waits_for_the_embedded_workers_tasks() -> None:
     assert done == [1, 2]
 
 
-class CountingRemote(Remote):
-    """Counts how many times its connection started."""
-
-    starts = 0
-
-    async def _start(self) -> Any:
-        type(self).starts += 1
-        return await super()._start()
-
-
 def test_one_connection_serves_a_whole_map_and_side_by_side_stubs(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(CountingRemote, "starts", 0)
-    remote = CountingRemote(registry, limit=1)
+    starts: list[object] = []
+    start = Connection.start
+
+    async def counted(connection: Connection) -> Any:
+        starts.append(connection)
+        return await start(connection)
+
+    monkeypatch.setattr(Connection, "start", counted)
+    remote = Remote(registry, limit=1)
     assert remote.map(add, range(4)) == [0, 1, 2, 3]
-    assert CountingRemote.starts == 1
+    assert len(starts) == 1
     fan_out = group(step(remote.stub(add)), step(remote.stub(add)), step(remote.stub(add)))
     assert fan_out.run(5) == [5, 5, 5]
-    assert CountingRemote.starts == 2  # one more for the flow's run, shared by its three steps
+    assert len(starts) == 2  # one more for the flow's run, shared by its three steps
 
 
 def test_an_unreachable_server_is_an_error_at_the_call() -> None:
@@ -428,7 +426,7 @@ async def test_arguments_that_do_not_fit_are_rejected_and_the_sender_told() -> N
             ({"a": 1, "b": "two"}, "multiply: argument 'b' is not valid"),
             ({"a": 1}, "multiply: missing a required argument: 'b'"),
             ({"a": 1, "b": 2, "c": 3}, "multiply: unknown arguments ['c']"),
-            ([1, 2], "malformed message: its 'args' is missing or of the wrong type"),
+            ("1, 2", "malformed message: its 'args' is missing or of the wrong type"),
         ]
         for arguments, reason in cases:
             with pytest.raises(MessageRejected) as caught:
@@ -444,10 +442,9 @@ async def raw_send(remote: Remote, fields: dict[str, object]) -> RemoteHandle[in
     transport = remote._transport
     assert transport is not None
     task_id = uuid.uuid4().hex
-    reply: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-    remote._waiting[task_id] = reply
+    reply = remote._connection.expect(task_id)
     await transport.send(json.dumps({**fields, "id": task_id, "reply": transport.reply_key}).encode())
-    return RemoteHandle(multiply, task_id, reply, 5.0)
+    return RemoteHandle(multiply.name, task_id, reply, 5.0, multiply.decode_result)
 
 
 def test_a_value_the_result_type_cannot_hold_is_a_failure_not_a_wrong_answer() -> None:

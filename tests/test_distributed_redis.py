@@ -204,7 +204,7 @@ def start(workers: list[WorkerProcess], url: str, queue: str, **options: Any) ->
 
 @asynccontextmanager
 async def client(url: str) -> AsyncIterator[aioredis.Redis]:
-    async with aioredis.from_url(url) as redis:
+    async with aioredis.from_url(url, socket_timeout=None) as redis:  # its waits may be long
         yield redis
 
 

@@ -11,8 +11,8 @@ from ._calls import refuse_to_block
 from ._pool import Pool
 from ._retry import DEFAULT_MAX_WAIT
 from ._running import RunningPool
-from ._spec import describe
-from ._task import Args, Task
+from ._step_fn import step_task
+from ._task import Task
 
 A_contra = TypeVar("A_contra", contravariant=True)
 B_co = TypeVar("B_co", covariant=True)
@@ -191,7 +191,7 @@ def step(fn: Callable[[X], Awaitable[R]]) -> Step[X, R]:
 
         assert step(double).then(step(double)).run(3) == 12
     """
-    return Step(_step_task("step", fn, lambda args: fn(args.input)))
+    return Step(step_task("step", fn, lambda args: fn(args.input), (), takes_input=True))
 
 
 def call(fn: Callable[[*Ts], Awaitable[R]], *args: *Ts) -> Step[object, R]:
@@ -201,7 +201,7 @@ def call(fn: Callable[[*Ts], Awaitable[R]], *args: *Ts) -> Step[object, R]:
 
         assert call(add, 1, 1).run(None) == 2
     """
-    return Step(_step_task("call", fn, lambda _: fn(*args)))
+    return Step(step_task("call", fn, lambda _: fn(*args), args, takes_input=False))
 
 
 def prepend(fn: Callable[[X, *Ts], Awaitable[R]], *args: *Ts) -> Step[X, R]:
@@ -213,7 +213,7 @@ def prepend(fn: Callable[[X, *Ts], Awaitable[R]], *args: *Ts) -> Step[X, R]:
         assert flow.run(None) == 52  # (1 + 1 + 5 + 6) * 4
     """
     extra = args
-    return Step(_step_task("prepend", fn, lambda given: fn(given.input, *extra)))
+    return Step(step_task("prepend", fn, lambda given: fn(given.input, *extra), extra, takes_input=True))
 
 
 def group(*flows: Flow[X, R]) -> Flow[X, list[R]]:
@@ -297,29 +297,6 @@ class _Runner:
 def _nth(number: int) -> str:
     # The first callback's place reads as it did when a flow had one callback.
     return "" if number == 1 else str(number)
-
-
-def _step_task(where: str, fn: object, body: Callable[[Args[Any]], Awaitable[Any]]) -> Task[Any, Any, Any]:
-    if not callable(fn):
-        msg = f"{where}(fn): fn must be an async function, got {fn!r} ({type(fn).__name__})"
-        raise TypeError(msg)
-    return Task(cast("Callable[[Args[Any]], Awaitable[None]]", _StepFn(fn, body)))
-
-
-class _StepFn:
-    """A step's task function: it returns what the step's function returned."""
-
-    __slots__ = ("_body", "_fn")
-
-    def __init__(self, fn: Callable[..., Any], body: Callable[[Args[Any]], Awaitable[Any]]) -> None:
-        self._fn = fn
-        self._body = body
-
-    async def __call__(self, args: Args[Any]) -> Any:
-        return await self._body(args)
-
-    def __repr__(self) -> str:
-        return describe(self._fn)
 
 
 def _stage_text(stage: _Stage) -> str:

@@ -78,6 +78,12 @@ class RetryPolicy:
         jitter = _testing.jitter_source().uniform(0, base / 2)
         return min(self.max_wait, base + jitter)
 
+    def covers(self, error: BaseException) -> bool:
+        """Whether ``on`` says ``error`` is tried again (asked as tenacity asks it)."""
+        state = RetryCallState(cast("AsyncRetrying", None), None, (), {})
+        state.set_exception((type(error), error, error.__traceback__))
+        return bool(self.on(state))
+
     def _tenacity_wait(self, state: RetryCallState) -> float:
         return self.wait(state.attempt_number)
 

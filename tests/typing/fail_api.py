@@ -207,3 +207,8 @@ async def send_badly(remote: Remote) -> None:
     await remote.amap(shout, [1, 2])  # type: ignore[arg-type]
     await remote.stub(shout)(b"bytes")  # type: ignore[arg-type]
     await remote.send(to_text, 1)  # type: ignore[arg-type]
+    await takes_an_int(await (await remote.submit(remote.call(shout, "a").after(1))))  # type: ignore[arg-type]
+    await remote.start(step(remote.stub(shout)), 3)  # type: ignore[misc]
+    remote.call(shout, "a").after("soon")  # type: ignore[arg-type]
+    await takes_an_int(await remote.result(shout, "id"))  # type: ignore[arg-type]
+    remote_tasks.task("late", retry=3)  # type: ignore[call-overload]

@@ -19,10 +19,11 @@ Example::
 """
 
 try:
-    from ._errors import MessageRejected, RemoteError
-    from ._registry import Named, Registry
+    from ._errors import MessageRejected, RemoteError, TaskRevoked
+    from ._registry import Named, Registry, Retry
     from ._remote import Remote
     from ._sent import Call, RemoteHandle
+    from ._transport import DeadLetter
     from ._worker import Worker, WorkerStats
 except ModuleNotFoundError as _missing:  # pragma: no cover - tested in a subprocess
     if (_missing.name or "").partition(".")[0] not in {"pydantic", "redis"}:
@@ -32,12 +33,15 @@ except ModuleNotFoundError as _missing:  # pragma: no cover - tested in a subpro
 
 __all__ = [
     "Call",
+    "DeadLetter",
     "MessageRejected",
     "Named",
     "Registry",
     "Remote",
     "RemoteError",
     "RemoteHandle",
+    "Retry",
+    "TaskRevoked",
     "Worker",
     "WorkerStats",
 ]

@@ -7,7 +7,8 @@ class RemoteError(Exception):
     """A named task failed on a worker; its error arrives as data, never as a pickled object.
 
     ``kind`` is the qualified name of the exception's type there
-    (``"builtins.ValueError"``), ``remote_traceback`` its traceback text.
+    (``"builtins.ValueError"``), ``remote_traceback`` its traceback text,
+    ``attempts`` how many tries the worker made (see ``Retry``).
 
     Example::
 
@@ -17,13 +18,17 @@ class RemoteError(Exception):
             log.error("charge failed: %s\\n%s", error.kind, error.remote_traceback)
     """
 
-    def __init__(self, task: str, task_id: str, kind: str, message: str, remote_traceback: str = "") -> None:
+    def __init__(
+        self, task: str, task_id: str, kind: str, message: str, remote_traceback: str = "", attempts: int = 1
+    ) -> None:
         self.task = task
         self.task_id = task_id
         self.kind = kind
         self.message = message
         self.remote_traceback = remote_traceback
-        super().__init__(f"task {task!r} ({task_id}) failed on a worker: {kind}: {message}")
+        self.attempts = attempts
+        tries = f" after {attempts} tries" if attempts > 1 else ""
+        super().__init__(f"task {task!r} ({task_id}) failed on a worker{tries}: {kind}: {message}")
 
 
 class MessageRejected(RemoteError):
@@ -34,3 +39,20 @@ class MessageRejected(RemoteError):
         except MessageRejected as error:
             log.error("workers run an older registry? %s", error.message)
     """
+
+
+class TaskRevoked(RemoteError):
+    """The task was revoked (``remote.revoke``): dropped before it ran, or cancelled while it ran.
+
+    Example::
+
+        await remote.revoke(handle)
+        with contextlib.suppress(TaskRevoked):
+            await handle
+    """
+
+    def __init__(self, task: str, task_id: str) -> None:
+        super().__init__(task, task_id, "revoked", "the task was revoked")
+
+    def __str__(self) -> str:
+        return f"task {self.task!r} ({self.task_id}) was revoked"

@@ -1,20 +1,21 @@
 """The in-memory transport: the same messages, acknowledgements and redeliveries as on Redis, in one process.
 
 ``Remote`` without a URL runs an embedded worker on it. Its time is a
-``Clock``: with a ``ManualClock``, a test moves past ``redeliver_after`` at
-once.
+``Clock``: with a ``ManualClock``, a test moves past ``redeliver_after``,
+a delay, a retry's wait or a kept result's expiry at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import itertools
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from .._clock import SYSTEM_CLOCK, Clock
-from ._transport import Delivery
+from ._transport import DeadLetter, Delivery, Finished, decode
 
 
 @dataclass(slots=True)
@@ -38,8 +39,14 @@ class MemoryTransport:
         self.away: tuple[type[BaseException], ...] = ()  # memory is never away
         self.lost_replies = False
         self.clock: Clock = SYSTEM_CLOCK if clock is None else clock
-        self.dead_letters: list[tuple[str, bytes, str]] = []
+        self._dead: dict[str, DeadLetter] = {}
         self._redeliver_after = redeliver_after
+        self._delayed: list[tuple[float, int, bytes]] = []  # by due time, then by arrival
+        self._revoked: list[str] = []
+        self._kept: dict[str, tuple[bytes, float]] = {}  # by task id: the reply, and when it expires
+        self._saved: dict[str, asyncio.Event] = {}  # readers waiting for a result to be kept
+        self._groups: dict[str, dict[int, bytes]] = {}
+        self._changed = asyncio.Event()  # a delayed send or a revocation, for an idle worker to see
         self._queue: deque[tuple[str, bytes]] = deque()
         self._pending: dict[str, _Pending] = {}
         self._ids = itertools.count(1)
@@ -49,10 +56,47 @@ class MemoryTransport:
     async def open_client(self, on_reply: Callable[[bytes], object]) -> None:
         self._on_reply = on_reply
 
-    async def send(self, data: bytes) -> None:
+    async def send(self, data: bytes, due: float | None = None) -> None:
+        self._add(data, due)
+
+    def _add(self, data: bytes, due: float | None) -> None:
+        if due is not None:
+            bisect.insort(self._delayed, (due, next(self._ids), data))
+            self._changed.set()
+            return
         self._queue.append((str(next(self._ids)), data))
         if self._arrived is not None:
             self._arrived.set()
+
+    async def revoke(self, task_id: str) -> None:
+        self._revoked.append(task_id)
+        self._changed.set()
+
+    async def kept(self, task_id: str, wait: float) -> bytes | None:
+        found = self._kept_now(task_id)
+        if found is None and wait > 0:
+            saved = self._saved.setdefault(task_id, asyncio.Event())
+            try:
+                async with asyncio.timeout(wait):
+                    await saved.wait()
+            except TimeoutError:
+                pass
+            found = self._kept_now(task_id)
+        return found
+
+    def _kept_now(self, task_id: str) -> bytes | None:
+        found = self._kept.get(task_id)
+        if found is None or found[1] <= self.clock.time():
+            self._kept.pop(task_id, None)  # expired
+            return None
+        return found[0]
+
+    async def dead_letters(self) -> list[DeadLetter]:
+        return list(self._dead.values())
+
+    async def resend(self, entry: str, data: bytes) -> None:
+        del self._dead[entry]
+        self._add(data, None)
 
     async def close(self) -> None:
         self._on_reply = None
@@ -109,20 +153,67 @@ class MemoryTransport:
             if pending is not None and pending.consumer == consumer:
                 pending.since = now
 
-    def finish(self, message_id: str, reply_key: str | None, reply: bytes | None) -> None:
-        self._pending.pop(message_id, None)
-        if reply is not None and self._on_reply is not None:
-            self._on_reply(reply)
+    def finish(self, finished: Finished) -> None:
+        if self._pending.pop(finished.message_id, None) is None and finished.follow:
+            return  # a redelivered copy finished first: what follows is queued once
+        for data, due in finished.follow:
+            self._add(data, due)
+        if finished.joined is not None:
+            self._groups.pop(finished.joined, None)
+        if finished.reply is not None:
+            if finished.keep is not None:
+                task_id, seconds = finished.keep
+                self._kept[task_id] = (finished.reply, self.clock.time() + seconds)
+                saved = self._saved.pop(task_id, None)
+                if saved is not None:
+                    saved.set()
+            if self._on_reply is not None:
+                self._on_reply(finished.reply)
 
     def bury(
         self, delivery: Delivery, reason: str, reply_key: str | None = None, reply: bytes | None = None
     ) -> None:
-        self.dead_letters.append((delivery.message_id, delivery.data, reason))
-        self.finish(delivery.message_id, reply_key, reply)
+        entry = str(next(self._ids))
+        try:
+            message = decode(delivery.data)
+            task, task_id = str(message["task"]), str(message["id"])
+        except (ValueError, TypeError, KeyError):
+            task, task_id = "", delivery.message_id
+        self._dead[entry] = DeadLetter(entry, task, task_id, reason, delivery.data)
+        self.finish(Finished(delivery.message_id, reply_key, reply))
 
     async def settle(self) -> None:
         return None
 
-    async def dead(self) -> list[tuple[str, bytes, str]]:
-        """The dead letters: each one's message id, bytes and reason, oldest first."""
-        return list(self.dead_letters)
+    async def move_due(self) -> float | None:
+        now = self.clock.wall().timestamp()
+        while self._delayed and self._delayed[0][0] <= now:
+            _, _, data = self._delayed.pop(0)
+            self._add(data, None)
+        return self._delayed[0][0] if self._delayed else None
+
+    async def idle(self, until: float | None) -> None:
+        """Wait until ``until`` on the clock, or until a delayed send or a revocation."""
+        if self._changed.is_set():
+            self._changed.clear()
+            return
+        changed = asyncio.ensure_future(self._changed.wait())
+        waits = (
+            {changed} if until is None else {changed, asyncio.ensure_future(self.clock.sleep_until(until))}
+        )
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
+        self._changed.clear()
+
+    async def revocations(self, cursor: int) -> tuple[list[str], int]:
+        return self._revoked[cursor:], len(self._revoked)
+
+    async def join(self, key: str, index: int, value: bytes, size: int) -> list[bytes] | None:
+        members = self._groups.setdefault(key, {})
+        members[index] = value
+        if len(members) < size:
+            return None
+        return [members[place] for place in sorted(members)]

@@ -31,7 +31,17 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .._clock import SYSTEM_CLOCK, Clock
-from ._transport import RESULT_TTL_SECONDS, Batcher, Delivery, logger, outlast
+from ._redis_keys import Keys, push_replies, text
+from ._transport import (
+    RESULT_TTL_SECONDS,
+    Batcher,
+    DeadLetter,
+    Delivery,
+    Finished,
+    Follow,
+    logger,
+    outlast,
+)
 
 # What "the server is away" looks like, from redis-py (loading after a restart included).
 AWAY: tuple[type[BaseException], ...] = (RedisConnectionError, RedisTimeoutError, OSError)
@@ -41,6 +51,8 @@ _CONNECTIONS = 4
 _REPLY_WAIT = 0.25
 # The most replies a client reads in one round trip.
 _REPLIES_READ = 1000
+# How often a worker looks for delayed messages now due and for revocations.
+_LOOK_EVERY = 0.2
 
 
 class RedisTransport:
@@ -60,14 +72,14 @@ class RedisTransport:
         maxlen: int | None = None,
     ) -> None:
         self.queue = queue
-        self.dead_letters = f"{queue}:dead"
         self.reply_key = f"{queue}:reply:{uuid.uuid4().hex}"
         self._redeliver_ms = max(1, int(redeliver_after * 1000))
         self._maxlen = maxlen
         pool: BlockingConnectionPool = BlockingConnectionPool.from_url(url, max_connections=_CONNECTIONS)  # pyright: ignore[reportUnknownMemberType]  # redis-py types **kwargs loosely
         self._redis = Redis(connection_pool=pool)
-        self._sends: Batcher[bytes] = Batcher(self._flush_sends)
-        self._finishes: Batcher[tuple[str, str | None, bytes | None]] = Batcher(self._flush_finishes)
+        self._keys = Keys(self._redis, queue, maxlen)
+        self._sends: Batcher[Follow] = Batcher(self._flush_sends)
+        self._finishes: Batcher[Finished] = Batcher(self._flush_finishes)
         self._burials: Batcher[tuple[Delivery, str]] = Batcher(self._flush_burials)
         self._replies: Batcher[tuple[str, bytes]] = Batcher(self._flush_replies)
         self.away: tuple[type[BaseException], ...] = AWAY
@@ -85,18 +97,15 @@ class RedisTransport:
         await self._redis.ping()  # pyright: ignore[reportUnknownMemberType]  # redis-py types **kwargs loosely
         self._reader = asyncio.get_running_loop().create_task(self._read_replies(on_reply))
 
-    async def send(self, data: bytes) -> None:
-        """Add ``data`` to the queue, with the other sends of this turn of the loop; once it is there."""
-        await self._sends.add(data)
+    async def send(self, data: bytes, due: float | None = None) -> None:
+        """Queue ``data`` (at wall-clock time ``due``, if given), with the other sends of this turn."""
+        await self._sends.add((data, due))
 
-    async def _flush_sends(self, messages: list[bytes]) -> None:
+    async def _flush_sends(self, messages: list[Follow]) -> None:
         async def xadd_all() -> None:
             pipe = self._redis.pipeline(transaction=False)
-            for data in messages:
-                if self._maxlen is None:
-                    pipe.xadd(self.queue, {b"data": data})
-                else:
-                    pipe.xadd(self.queue, {b"data": data}, maxlen=self._maxlen, approximate=False)
+            for message in messages:
+                self._keys.add(pipe, message)
             await pipe.execute()
 
         await outlast(f"sending {len(messages)} tasks to {self.queue!r}", xadd_all, AWAY)
@@ -125,6 +134,29 @@ class RedisTransport:
             except Exception:  # anything but the server being away: logged, and the reader goes on
                 logger.exception("go_async client: reading replies failed; trying again in a second")
                 await asyncio.sleep(1)
+
+    async def revoke(self, task_id: str) -> None:
+        """Mark ``task_id`` revoked: a worker drops it when it arrives, or cancels it if it runs."""
+        await outlast(f"revoking {task_id}", partial(self._keys.revoke, task_id), AWAY)
+
+    async def kept(self, task_id: str, wait: float) -> bytes | None:
+        """The result kept under ``task_id``, waiting at most ``wait`` seconds for it to be saved."""
+        return await self._keys.kept(task_id, wait, AWAY)
+
+    async def dead_letters(self) -> list[DeadLetter]:
+        """The dead letters, oldest first."""
+        return await outlast("reading the dead letters", self._keys.dead_letters, AWAY)
+
+    async def resend(self, entry: str, data: bytes) -> None:
+        """Queue ``data`` in the place of the dead letter ``entry``, which is removed."""
+
+        async def move() -> None:
+            pipe = self._redis.pipeline(transaction=True)
+            self._keys.add(pipe, (data, None))
+            pipe.xdel(self._keys.dead, entry)
+            await pipe.execute()
+
+        await outlast(f"sending the dead letter {entry} again", move, AWAY)
 
     async def close(self) -> None:
         """Flush what is pending, stop reading replies, drop the connections."""
@@ -166,7 +198,7 @@ class RedisTransport:
             await self.open_worker()
             return []
         return [
-            Delivery(_text(message_id), fields.get(b"data", b""))
+            Delivery(text(message_id), fields.get(b"data", b""))
             for _stream, messages in fetched or ()
             for message_id, fields in messages
         ]
@@ -180,10 +212,10 @@ class RedisTransport:
         self.lost_replies = False
         skip = running | self._unsettled
         return [
-            Delivery(_text(message_id), fields.get(b"data", b""))
+            Delivery(text(message_id), fields.get(b"data", b""))
             for _stream, messages in mine or ()
             for message_id, fields in messages
-            if fields and _text(message_id) not in skip
+            if fields and text(message_id) not in skip
         ]
 
     async def give_back(self, deliveries: list[Delivery]) -> None:
@@ -208,18 +240,18 @@ class RedisTransport:
         )
         if not pending:
             return []
-        times = {_text(entry["message_id"]): int(entry["times_delivered"]) for entry in pending}
+        times = {text(entry["message_id"]): int(entry["times_delivered"]) for entry in pending}
         claimed: Any = await self._redis.xclaim(
             self.queue, self.queue, consumer, min_idle_time=self._redeliver_ms, message_ids=list(times)
         )
         found: list[Delivery] = []
         for message_id, fields in claimed:
-            text = _text(message_id)
+            claimed_id = text(message_id)
             if fields is None:  # deleted from the stream meanwhile (Redis 6.2 still lists it)
-                self.finish(text, None, None)
+                self.finish(Finished(claimed_id))
                 continue
             # XCLAIM counted this hand-out too.
-            found.append(Delivery(text, fields.get(b"data", b""), times.get(text, 0) + 1))
+            found.append(Delivery(claimed_id, fields.get(b"data", b""), times.get(claimed_id, 0) + 1))
         return found
 
     async def touch(self, consumer: str, message_ids: list[str]) -> None:
@@ -234,23 +266,24 @@ class RedisTransport:
                 justid=True,
             )
 
-    def finish(self, message_id: str, reply_key: str | None, reply: bytes | None) -> None:
-        """Save ``reply`` (if any) to ``reply_key``, then acknowledge the message: batched."""
-        self._unsettled.add(message_id)
-        self._finishes.add((message_id, reply_key, reply))
+    def finish(self, finished: Finished) -> None:
+        """Save the reply, queue what follows, then acknowledge the message: batched."""
+        self._unsettled.add(finished.message_id)
+        self._finishes.add(finished)
 
-    async def _flush_finishes(self, finished: list[tuple[str, str | None, bytes | None]]) -> None:
+    async def _flush_finishes(self, batch: list[Finished]) -> None:
         async def answer_and_ack() -> None:
             pipe = self._redis.pipeline(transaction=False)
-            _push_replies(
-                pipe, [(key, reply) for _, key, reply in finished if key is not None and reply is not None]
+            push_replies(
+                pipe, [(done.reply_key, done.reply) for done in batch if done.reply_key and done.reply]
             )
-            ids = [message_id for message_id, _, _ in finished]
-            self._done_with(pipe, ids)
+            for done in batch:
+                self._keys.leave(pipe, done)
+            self._done_with(pipe, [done.message_id for done in batch])
             await pipe.execute()
 
-        await outlast(f"saving {len(finished)} results", answer_and_ack, AWAY)
-        self._unsettled.difference_update(message_id for message_id, _, _ in finished)
+        await outlast(f"saving {len(batch)} results", answer_and_ack, AWAY)
+        self._unsettled.difference_update(done.message_id for done in batch)
 
     def bury(
         self, delivery: Delivery, reason: str, reply_key: str | None = None, reply: bytes | None = None
@@ -266,7 +299,7 @@ class RedisTransport:
             pipe = self._redis.pipeline(transaction=False)
             for delivery, reason in buried:
                 fields = {b"data": delivery.data, b"reason": reason.encode(), b"id": delivery.message_id}
-                pipe.xadd(self.dead_letters, fields)  # type: ignore[arg-type]
+                pipe.xadd(self._keys.dead, fields)  # type: ignore[arg-type]
             ids = [delivery.message_id for delivery, _ in buried]
             self._done_with(pipe, ids)
             await pipe.execute()
@@ -277,7 +310,7 @@ class RedisTransport:
     async def _flush_replies(self, replies: list[tuple[str, bytes]]) -> None:
         async def push() -> None:
             pipe = self._redis.pipeline(transaction=False)
-            _push_replies(pipe, replies)
+            push_replies(pipe, replies)
             await pipe.execute()
 
         await outlast(f"answering {len(replies)} refused messages", push, AWAY)
@@ -292,24 +325,19 @@ class RedisTransport:
         for batcher in (self._sends, self._finishes, self._burials, self._replies):
             await batcher.settle()
 
-    async def dead(self) -> list[tuple[str, bytes, str]]:
-        """The dead letters: each one's message id, bytes and reason, oldest first."""
-        entries: Any = await self._redis.xrange(self.dead_letters)
-        return [
-            (_text(fields.get(b"id", b"")), fields.get(b"data", b""), _text(fields.get(b"reason", b"")))
-            for _, fields in entries
-        ]
+    async def move_due(self) -> float | None:
+        """Queue the delayed messages now due; when the next one is due, if any."""
+        return await self._keys.move_due(self.clock.wall().timestamp())
 
+    async def idle(self, until: float | None) -> None:
+        """Sleep until ``until`` on the clock, or the next look for due messages and revocations."""
+        look = self.clock.time() + _LOOK_EVERY
+        await self.clock.sleep_until(look if until is None else min(until, look))
 
-def _push_replies(pipe: Any, replies: list[tuple[str, bytes]]) -> None:
-    # One RPUSH and one EXPIRE per client, whatever the number of its replies.
-    by_key: dict[str, list[bytes]] = {}
-    for reply_key, reply in replies:
-        by_key.setdefault(reply_key, []).append(reply)
-    for reply_key, values in by_key.items():
-        pipe.rpush(reply_key, *values)
-        pipe.expire(reply_key, RESULT_TTL_SECONDS)
+    async def revocations(self, cursor: int) -> tuple[list[str], int]:
+        """The task ids revoked after ``cursor``, and the cursor to ask from next."""
+        return await self._keys.revocations(cursor)
 
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
+    async def join(self, key: str, index: int, value: bytes, size: int) -> list[bytes] | None:
+        """Record a group member's result; all of them, in order, once ``size`` are in."""
+        return await self._keys.join(key, index, value, size, RESULT_TTL_SECONDS * 1000)

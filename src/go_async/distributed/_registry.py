@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Coroutine, Iterator
+from datetime import timedelta
 from functools import partial
 from types import GenericAlias
 from typing import Any, Generic, ParamSpec, TypeVar, cast, get_type_hints, overload
@@ -11,11 +12,13 @@ from typing import Any, Generic, ParamSpec, TypeVar, cast, get_type_hints, overl
 from pydantic import TypeAdapter, ValidationError
 
 from .._checks import label
+from .._retry import RetryOn, RetryPolicy
 from .._task import Args, Task
 from ._transport import encode
 
 P = ParamSpec("P")
 R = TypeVar("R")
+R_co = TypeVar("R_co", covariant=True)
 
 # A call's arguments: positional, then by name.
 Arguments = tuple[list[Any], dict[str, Any]]
@@ -23,7 +26,40 @@ Arguments = tuple[list[Any], dict[str, Any]]
 _POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
 
 
-class Named(Generic[P, R]):
+class Retry:
+    """How a worker tries a named task again: up to ``attempts`` tries, the first included.
+
+    After the n-th failure the task waits ``sleep * 2 ** (n - 1)`` seconds
+    plus a jitter of up to half that, at most ``max_wait``, then runs again,
+    on whichever worker is free: the message is queued again as a delayed
+    one, so a retry outlives the worker that failed. ``on`` chooses the
+    errors to retry (types, or a function of the error), as
+    ``Task.with_retry`` does. The sender sees the last error, or the value,
+    and ``handle.attempts`` says how many tries it took.
+
+    Example::
+
+        @registry.task("charge", retry=Retry(5, sleep=1.0, on=ConnectionError))
+        async def charge(order: Order) -> Receipt: ...
+    """
+
+    __slots__ = ("policy",)
+
+    def __init__(
+        self,
+        attempts: int,
+        sleep: float | timedelta = 1.0,
+        *,
+        max_wait: float | timedelta = 300.0,
+        on: RetryOn = Exception,
+    ) -> None:
+        self.policy: RetryPolicy = RetryPolicy.checked("Retry", attempts, sleep, max_wait, on)
+
+    def __repr__(self) -> str:
+        return f"Retry({self.policy})"
+
+
+class Named(Generic[P, R_co]):
     """A function registered under a name, so that workers elsewhere can run it.
 
     Its parameters and result are typed; they travel as JSON (pydantic's
@@ -43,11 +79,12 @@ class Named(Generic[P, R]):
         assert add.name == "add" and await add.fn(1, 2) == 3
     """
 
-    __slots__ = ("_adapters", "_base", "_is_async", "_result", "_signature", "fn", "name")
+    __slots__ = ("_adapters", "_base", "_is_async", "_result", "_signature", "fn", "name", "retry")
 
-    def __init__(self, name: str, fn: Callable[..., Any]) -> None:
+    def __init__(self, name: str, fn: Callable[..., Any], retry: Retry | None = None) -> None:
         self.name: str = name
         self.fn: Callable[..., Any] = fn
+        self.retry: Retry | None = _checked_retry(name, retry)
         self._is_async = inspect.iscoroutinefunction(fn)
         self._signature = inspect.signature(fn)
         hints = get_type_hints(fn)
@@ -95,6 +132,19 @@ class Named(Generic[P, R]):
                 )
                 raise TypeError(msg) from None
         return encoded
+
+    def by_name(self, values: list[Any]) -> dict[str, Any]:
+        """Arguments given by position (a flow's step), by name; ``ValueError`` if they do not fit."""
+        try:
+            bound = self._signature.bind(*values)
+        except TypeError as error:
+            msg = f"{self.name}: {error}"
+            raise ValueError(msg) from None
+        # *args arrive as a tuple: JSON's is a list.
+        return {
+            name: list(value) if isinstance(value, tuple) else value  # pyright: ignore[reportUnknownArgumentType]
+            for name, value in bound.arguments.items()
+        }
 
     def decode_arguments(self, data: object) -> tuple[list[Any], dict[str, Any]]:
         """Positional and keyword arguments from JSON data; bad data raises ``ValueError``."""
@@ -163,10 +213,17 @@ class Named(Generic[P, R]):
 
         return Task(call_sync).with_name(self.name)
 
-    def decode_result(self, data: object) -> R:
+    def decode_result(self, data: object) -> R_co:
         """The typed result from its JSON data."""
-        value: R = self._result.validate_python(data)
+        value: R_co = self._result.validate_python(data)
         return value
+
+
+def _checked_retry(name: str, retry: object) -> Retry | None:
+    if retry is not None and not isinstance(retry, Retry):
+        msg = f"Registry.task({name!r}): retry must be a Retry, got {retry!r} ({type(retry).__name__})"
+        raise TypeError(msg)
+    return retry
 
 
 def _kind(adapter: TypeAdapter[Any]) -> str:
@@ -197,23 +254,29 @@ class Registry:
         self._tasks: dict[str, Named[..., Any]] = {}
 
     @overload
-    def task(self, name: str, /) -> _Decorator: ...
+    def task(self, name: str, /, *, retry: Retry | None = None) -> _Decorator: ...
     @overload
-    def task(self, name: str, fn: Callable[P, Coroutine[Any, Any, R]], /) -> Named[P, R]: ...
+    def task(
+        self, name: str, fn: Callable[P, Coroutine[Any, Any, R]], /, *, retry: Retry | None = None
+    ) -> Named[P, R]: ...
     @overload
-    def task(self, name: str, fn: Callable[P, R], /) -> Named[P, R]: ...
-    def task(self, name: str, fn: Callable[..., Any] | None = None, /) -> Any:
-        """Register ``fn`` under ``name``; without ``fn``, a decorator that does."""
+    def task(self, name: str, fn: Callable[P, R], /, *, retry: Retry | None = None) -> Named[P, R]: ...
+    def task(self, name: str, fn: Callable[..., Any] | None = None, /, *, retry: Retry | None = None) -> Any:
+        """Register ``fn`` under ``name``; without ``fn``, a decorator that does.
+
+        ``retry`` (a ``Retry``) has workers try it again when it fails.
+        """
         label("Registry.task", "name", name)
+        _checked_retry(name, retry)
         if name in self._tasks:
             msg = f"Registry.task: the name {name!r} is already registered"
             raise ValueError(msg)
         if fn is None:
-            return _Decorator(self, name)
+            return _Decorator(self, name, retry)
         if not callable(fn):
             msg = f"Registry.task: fn must be a function, got {fn!r} ({type(fn).__name__})"
             raise TypeError(msg)
-        named: Named[..., Any] = Named(name, fn)
+        named: Named[..., Any] = Named(name, fn, retry)
         self._tasks[name] = named
         return named
 
@@ -237,15 +300,16 @@ class Registry:
 class _Decorator:
     """``@registry.task(name)``: registers the decorated function, typed by it."""
 
-    __slots__ = ("_name", "_registry")
+    __slots__ = ("_name", "_registry", "_retry")
 
-    def __init__(self, registry: Registry, name: str) -> None:
+    def __init__(self, registry: Registry, name: str, retry: Retry | None) -> None:
         self._registry = registry
         self._name = name
+        self._retry = retry
 
     @overload
     def __call__(self, fn: Callable[P, Coroutine[Any, Any, R]], /) -> Named[P, R]: ...
     @overload
     def __call__(self, fn: Callable[P, R], /) -> Named[P, R]: ...
     def __call__(self, fn: Callable[..., Any], /) -> Any:
-        return self._registry.task(self._name, fn)
+        return self._registry.task(self._name, fn, retry=self._retry)

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import uuid
-from collections.abc import AsyncGenerator, Callable, Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from datetime import timedelta
 from types import TracebackType
 from typing import Any, ParamSpec, Self, TypeVar
@@ -14,17 +13,19 @@ from typing import Any, ParamSpec, Self, TypeVar
 from .._calls import refuse_to_block
 from .._checks import label, positive_int, positive_seconds
 from .._clock import Clock
+from .._flow import Flow
 from .._pool import Pool
-from ._memory import MemoryTransport
-from ._redis import RedisTransport
+from ._connection import Connection, transport_maker
+from ._plan import STUBS, begin, compile_flow, to_json
 from ._registry import Named, Registry
 from ._sent import Call, RemoteHandle, check_call
-from ._transport import DEFAULT_MAX_DELIVERIES, DEFAULT_QUEUE, Transport, decode, encode, logger
+from ._transport import DEFAULT_MAX_DELIVERIES, DEFAULT_QUEUE, DeadLetter, Transport, decode, encode
 from ._worker import URL_VARIABLE, Worker
 
 P = ParamSpec("P")
 R = TypeVar("R")
 X = TypeVar("X")
+B = TypeVar("B")
 
 # How long go/map/amap, a flow step and `await handle` wait for a result at most, by default.
 DEFAULT_TIMEOUT = 300.0
@@ -39,7 +40,7 @@ class Remote:
     ``pool``'s layers (see ``Worker``); ``clock`` (a ``ManualClock`` in
     tests) times its redeliveries. With ``url="redis://..."``, they run on
     the workers listening on ``queue`` (``python -m go_async.worker
-    module:registry``); ``maxlen`` caps the queue's stream, approximately.
+    module:registry``); ``maxlen`` caps the queue's stream.
 
     ``async with remote:`` holds one connection for many calls; ``go``,
     ``map`` and their async twins ``ago``/``amap`` connect for the call when
@@ -48,6 +49,13 @@ class Remote:
     together after all have ended. Each waits at most ``timeout`` seconds
     (300 by default) for a result, then fails with ``TimeoutError``; while
     Redis cannot be reached, sends wait for it within that time.
+
+    Inside ``async with remote:``, ``send``/``submit`` send one task (a
+    ``Call`` may be delayed), ``start`` a whole flow that runs on workers
+    with no client needed, ``revoke`` stops a sent task, and
+    ``dead_letters``/``resend`` show and retry what no worker could run.
+    With ``keep_results`` (seconds), results are also kept under their task
+    id for that long, for ``result`` to read from any client.
 
     Example::
 
@@ -60,12 +68,8 @@ class Remote:
     """
 
     __slots__ = (
-        "_clock",
-        "_serving",
-        "_starting",
-        "_stop",
-        "_users",
-        "_waiting",
+        "_connection",
+        "keep_results",
         "limit",
         "max_deliveries",
         "maxlen",
@@ -89,6 +93,7 @@ class Remote:
         max_deliveries: int = DEFAULT_MAX_DELIVERIES,
         timeout: float | timedelta = DEFAULT_TIMEOUT,
         maxlen: int | None = None,
+        keep_results: float | timedelta | None = None,
         pool: Pool | None = None,
         clock: Clock | None = None,
     ) -> None:
@@ -105,6 +110,9 @@ class Remote:
         self.max_deliveries: int = positive_int("Remote", "max_deliveries", max_deliveries)
         self.timeout: float = positive_seconds("Remote", "timeout", timeout)
         self.maxlen: int | None = None if maxlen is None else positive_int("Remote", "maxlen", maxlen)
+        self.keep_results: float | None = (
+            None if keep_results is None else positive_seconds("Remote", "keep_results", keep_results)
+        )
         embedded = None
         if self.url is None:
             embedded = Worker(
@@ -115,98 +123,29 @@ class Remote:
                 pool=pool,
             )
         self.worker: Worker | None = embedded
-        self._clock = clock
-        # The connection: started by its first user, stopped by its last.
-        self._starting: asyncio.Future[Transport] | None = None
-        self._users = 0
-        # Each sent task's reply, by its id, until it arrives.
-        self._waiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
-        self._stop: asyncio.Event | None = None
-        self._serving: asyncio.Task[None] | None = None
+        make = transport_maker(self.url, self.queue, self.redeliver_after, self.maxlen, clock)
+        self._connection = Connection(make, embedded)
 
     async def __aenter__(self) -> Self:
-        await self._connect()
+        await self._connection.connect()
         return self
 
     async def __aexit__(
         self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
     ) -> None:
-        await self._disconnect()
+        await self._connection.disconnect()
 
     @property
     def _transport(self) -> Transport | None:
         """The connection's transport, once it has started."""
-        return None if self._starting is None else _started(self._starting)
+        return self._connection.transport
 
-    async def _connect(self) -> Transport:
-        self._users += 1
-        try:
-            if self._starting is None:
-                # One start for every user: flow groups call stubs side by side.
-                self._starting = asyncio.ensure_future(self._start())
-            return await asyncio.shield(self._starting)
-        except BaseException:
-            await self._disconnect()
-            raise
-
-    async def _start(self) -> Transport:
-        if self.url is not None:
-            transport: Transport = RedisTransport(
-                self.url, self.queue, redeliver_after=self.redeliver_after, maxlen=self.maxlen
-            )
-            await transport.open_client(self._on_reply)
-            return transport
-        assert self.worker is not None
-        transport = MemoryTransport(redeliver_after=self.redeliver_after, clock=self._clock)
-        await transport.open_client(self._on_reply)
-        self._stop = asyncio.Event()
-        self._serving = asyncio.ensure_future(self.worker.serve(transport, self._stop))
-        ready = asyncio.ensure_future(self.worker.ready.wait())
-        await asyncio.wait((self._serving, ready), return_when=asyncio.FIRST_COMPLETED)
-        ready.cancel()
-        if self._serving.done():
-            self._serving.result()  # it failed to start: say why
-        return transport
-
-    async def _disconnect(self) -> None:
-        self._users -= 1
-        if self._users > 0 or self._starting is None:
-            return
-        starting, self._starting = self._starting, None
-        if not starting.done():
-            starting.cancel()  # its last user left before it started
-            return
-        transport = _started(starting)
+    def _held(self, where: str) -> Transport:
+        transport = self._connection.transport
         if transport is None:
-            return
-        if self._serving is not None and self._stop is not None:
-            # The embedded worker's tasks end before it does.
-            if self._waiting:
-                await asyncio.wait(list(self._waiting.values()))
-            self._stop.set()
-            await self._serving
-            self._serving = None
-        await transport.close()
-
-    def _on_reply(self, data: bytes) -> None:
-        try:
-            answer = decode(data)
-            waiting = self._waiting.pop(answer["id"], None)
-        except (ValueError, TypeError, KeyError) as error:
-            logger.error("go_async client: a reply that is not one: %r (%s)", data[:200], error)
-            return
-        if waiting is None:
-            logger.debug("go_async client: a reply for no task of this client: %r", answer.get("id"))
-        elif not waiting.done():
-            waiting.set_result(answer)
-
-    @contextlib.asynccontextmanager
-    async def _session(self) -> AsyncGenerator[Transport]:
-        transport = await self._connect()
-        try:
-            yield transport
-        finally:
-            await self._disconnect()
+            msg = f"{where} needs a connection: call it inside `async with remote:`"
+            raise RuntimeError(msg)
+        return transport
 
     def call(self, task: Named[P, R], /, *args: P.args, **kwargs: P.kwargs) -> Call[R]:
         """``task`` with these arguments, checked and encoded now, to run later with ``go``."""
@@ -217,10 +156,83 @@ class Remote:
 
         Needs a held connection (``async with remote:``), which the handle uses.
         """
-        if self._transport is None:
-            msg = "Remote.send needs a connection: call it inside `async with remote:`"
-            raise RuntimeError(msg)
-        return await self._send(self._transport, Call(task, self._encode(task, args, kwargs)))
+        transport = self._held("Remote.send")
+        return await self._send(transport, Call(task, self._encode(task, args, kwargs)))
+
+    async def submit(self, call: Call[R], /) -> RemoteHandle[R]:
+        """Send a ``Call`` (delayed, if it says so) to a worker; the handle gives its result."""
+        check_call(call)
+        self._check(call.task, "Remote.submit")
+        return await self._send(self._held("Remote.submit"), call)
+
+    async def start(self, flow: Flow[X, B], value: X, /) -> RemoteHandle[B]:
+        """Send ``flow`` to run on ``value`` on workers, step after step, with no client needed.
+
+        Each step must call a stub (``remote.stub(task)``). A worker that
+        ends a step queues the next one before it acknowledges its own, so
+        the flow goes on if this client goes away; the handle gives the
+        last step's result, or raises ``FlowError`` naming the step that failed.
+        """
+        plan, decode_value = compile_flow(flow)
+        transport = self._held("Remote.start")
+        task_id = uuid.uuid4().hex
+        reply = self._connection.expect(task_id)
+        base = self._message(task_id, "", transport)
+        first = begin(plan, to_json(value, "the flow's input"), base)
+        await asyncio.gather(*(transport.send(data) for data in first))  # one batch
+        return RemoteHandle(repr(flow), task_id, reply, self.timeout, decode_value)
+
+    async def revoke(self, task: RemoteHandle[Any] | str, /) -> None:
+        """Revoke a sent task (a handle, or its id): dropped if it has not started, cancelled if it runs.
+
+        Its handle then raises ``TaskRevoked``; a task that had already ended
+        keeps its result. A delayed task is dropped once it is due.
+        """
+        task_id = task.task_id if isinstance(task, RemoteHandle) else task
+        if not isinstance(task_id, str):
+            msg = f"Remote.revoke: expected a RemoteHandle or a task id, got {task!r} ({type(task).__name__})"
+            raise TypeError(msg)
+        await self._held("Remote.revoke").revoke(task_id)
+
+    async def dead_letters(self) -> list[DeadLetter]:
+        """The messages no worker could run (refused, or out of deliveries), oldest first, with why."""
+        return await self._held("Remote.dead_letters").dead_letters()
+
+    async def resend(self, letter: DeadLetter, /) -> RemoteHandle[Any]:
+        """Send a dead letter's task again, as a new task whose result comes to this client."""
+        if not isinstance(letter, DeadLetter):
+            msg = f"Remote.resend: expected a DeadLetter, got {letter!r} ({type(letter).__name__})"
+            raise TypeError(msg)
+        named = self.registry.get(letter.task)
+        if named is None:
+            msg = f"Remote.resend: dead letter {letter.entry} names no task of this registry: {letter.task!r}"
+            raise ValueError(msg)
+        transport = self._held("Remote.resend")
+        message = decode(letter.data)
+        message.pop("attempt", None)
+        task_id = uuid.uuid4().hex
+        reply = self._connection.expect(task_id)
+        fresh = self._message(task_id, named.name, transport)
+        del fresh["args"]  # the letter's own stay
+        message |= fresh
+        await transport.resend(letter.entry, encode(message))
+        return RemoteHandle(named.name, task_id, reply, self.timeout, named.decode_result)
+
+    async def result(self, task: Named[..., R], task_id: str, /, timeout: float | timedelta = 0.0) -> R:  # noqa: ASYNC109 - the wait's own
+        """The result of ``task`` sent as ``task_id`` by any client with ``keep_results``.
+
+        Waits at most ``timeout`` seconds for it to be saved; ``LookupError``
+        if there is none by then (never kept, expired, or not done yet).
+        """
+        self._check(task, "Remote.result")
+        seconds = positive_seconds("Remote.result", "timeout", timeout) if timeout else 0.0
+        data = await self._held("Remote.result").kept(task_id, seconds)
+        if data is None:
+            msg = f"Remote.result: no result kept for {task.name!r} ({task_id})"
+            raise LookupError(msg)
+        reply: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        reply.set_result(decode(data))
+        return await RemoteHandle(task.name, task_id, reply, self.timeout, task.decode_result)
 
     def stub(self, task: Named[P, R], /) -> Callable[P, Coroutine[Any, Any, R]]:
         """An async function with ``task``'s signature that runs it on a worker.
@@ -234,6 +246,7 @@ class Remote:
             return await self._run(Call(task, self._encode(task, args, kwargs)))
 
         on_worker.__name__ = on_worker.__qualname__ = task.name
+        STUBS[on_worker] = task  # so that `start` can send a flow of stubs as data
         return on_worker
 
     def go(self, calls: Iterable[Call[R]]) -> list[R]:
@@ -249,7 +262,7 @@ class Remote:
         if isinstance(calls, list | tuple):
             for one in calls:
                 check_call(one)
-        async with self._session():
+        async with self._connection.session():
             return await self._pool().amap(self._run, calls)
 
     def map(self, task: Named[[X], R], inputs: Iterable[X]) -> list[R]:
@@ -264,7 +277,7 @@ class Remote:
         async def one(value: X) -> R:
             return await self._run(Call(task, self._encode(task, (value,), {})))
 
-        async with self._session():
+        async with self._connection.session():
             return await self._pool().amap(one, inputs)
 
     def _pool(self) -> Pool:
@@ -274,23 +287,30 @@ class Remote:
         held = self._transport
         if held is not None:  # inside a map or `async with remote:`, which keep it open meanwhile
             return await (await self._send(held, call))
-        async with self._session() as transport:
+        async with self._connection.session() as transport:
             handle = await self._send(transport, call)
             return await handle
 
     async def _send(self, transport: Transport, call: Call[R]) -> RemoteHandle[R]:
         check_call(call)
         task_id = uuid.uuid4().hex
-        reply: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._waiting[task_id] = reply
-        message = {
-            "id": task_id,
-            "task": call.task.name,
-            "args": call.arguments,
-            "reply": transport.reply_key,
-        }
-        await transport.send(encode(message))
-        return RemoteHandle(call.task, task_id, reply, self.timeout)
+        reply = self._connection.expect(task_id)
+        message = self._message(task_id, call.task.name, transport)
+        message["args"] = call.arguments
+        due, timeout = None, self.timeout
+        if call.delay is not None or call.when is not None:  # reading the wall clock costs microseconds
+            now = transport.clock.wall()
+            due = call.due(now)
+            assert due is not None
+            timeout += max(0.0, due - now.timestamp())  # the time limit runs from when it is due
+        await transport.send(encode(message), due)
+        return RemoteHandle(call.task.name, task_id, reply, timeout, call.task.decode_result)
+
+    def _message(self, task_id: str, name: str, transport: Transport) -> dict[str, Any]:
+        message: dict[str, Any] = {"id": task_id, "task": name, "args": {}, "reply": transport.reply_key}
+        if self.keep_results is not None:
+            message["keep"] = self.keep_results
+        return message
 
     def _encode(self, task: Named[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
         self._check(task, "Remote")
@@ -300,9 +320,3 @@ class Remote:
         if task not in self.registry:
             msg = f"{where}: {task!r} is not a task of this remote's registry {self.registry!r}"
             raise (ValueError if isinstance(task, Named) else TypeError)(msg)
-
-
-def _started(starting: asyncio.Future[Transport]) -> Transport | None:
-    if not starting.done() or starting.cancelled() or starting.exception() is not None:
-        return None
-    return starting.result()

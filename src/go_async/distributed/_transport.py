@@ -2,9 +2,13 @@
 
 A message is one JSON object: the task's ``id``, its registered name
 (``task``), its arguments by name (``args``) and the ``reply`` key its
-result goes to. A reply is ``{"id": ..., "ok": value}``, ``{"id": ...,
-"error": {...}}`` or ``{"id": ..., "rejected": reason}``. Both transports
-(``_redis``, ``_memory``) carry these bytes unchanged.
+result goes to; optionally its ``attempt`` (worker-side retries), ``keep``
+(seconds to keep its result under its id) and ``frames`` (what remains of
+a flow, see ``_plan``). A reply is ``{"id": ..., "ok": value}``, ``{"id":
+..., "error": {...}}``, ``{"id": ..., "rejected": reason}`` or ``{"id":
+..., "revoked": true}``, with ``attempts`` when the task was tried more
+than once. Both transports (``_redis``, ``_memory``) carry these bytes
+unchanged.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ DEFAULT_QUEUE = "go_async"
 RESULT_TTL_SECONDS = 24 * 3600
 # A message handed out this many times without an answer (its workers died) goes to the dead letters.
 DEFAULT_MAX_DELIVERIES = 5
+# Workers remember this many revocations (the newest); older ones are forgotten.
+REVOCATIONS_KEPT = 10_000
 # While the server cannot be reached: the first wait, the longest one.
 _FIRST_BACKOFF = 0.05
 _LAST_BACKOFF = 2.0
@@ -51,6 +57,49 @@ class Delivery:
     deliveries: int = 1
 
 
+# A message to queue: its bytes, and the wall-clock time (epoch seconds) it is due, or None for now.
+Follow = tuple[bytes, float | None]
+
+
+@dataclass(slots=True)
+class Finished:
+    """What a worker leaves behind when it is done with a message, saved in one batch before the ack.
+
+    ``reply`` goes to ``reply_key``; ``follow`` are queued (a flow's next
+    steps, a retry's next attempt); ``keep`` stores the reply under the
+    task's id for that many seconds; ``joined`` is a group's fan-in key,
+    deleted once the step after the group is queued.
+    """
+
+    message_id: str
+    reply_key: str | None = None
+    reply: bytes | None = None
+    follow: tuple[Follow, ...] = ()
+    keep: tuple[str, float] | None = None
+    joined: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A message no worker could run, kept with the reason: list them, and send them again.
+
+    ``entry`` is its place among the dead letters; ``task`` and ``task_id``
+    come from the message when it names them (a malformed one leaves them
+    empty); ``data`` is the message as it was.
+
+    Example::
+
+        for letter in await remote.dead_letters():
+            log.warning("%s (%s): %s", letter.task, letter.task_id, letter.reason)
+    """
+
+    entry: str
+    task: str
+    task_id: str
+    reason: str
+    data: bytes
+
+
 class Transport(Protocol):
     """What ``Remote`` and ``Worker`` ask of a transport: Redis streams, or memory."""
 
@@ -62,8 +111,14 @@ class Transport(Protocol):
     clock: Clock
 
     async def open_client(self, on_reply: Callable[[bytes], object]) -> None: ...
-    async def send(self, data: bytes) -> None: ...
+    async def send(self, data: bytes, due: float | None = None) -> None: ...
     async def close(self) -> None: ...
+    # Mark a task revoked, for every worker to see.
+    async def revoke(self, task_id: str) -> None: ...
+    # A kept result, waiting at most `wait` seconds for it.
+    async def kept(self, task_id: str, wait: float) -> bytes | None: ...
+    async def dead_letters(self) -> list[DeadLetter]: ...
+    async def resend(self, entry: str, data: bytes) -> None: ...
 
     # The worker's side.
     async def open_worker(self) -> None: ...
@@ -77,12 +132,19 @@ class Transport(Protocol):
     def wake(self) -> None: ...
     async def reclaim(self, consumer: str, count: int) -> list[Delivery]: ...
     async def touch(self, consumer: str, message_ids: list[str]) -> None: ...
-    def finish(self, message_id: str, reply_key: str | None, reply: bytes | None) -> None: ...
+    def finish(self, finished: Finished) -> None: ...
     def bury(
         self, delivery: Delivery, reason: str, reply_key: str | None = None, reply: bytes | None = None
     ) -> None: ...
-    async def dead(self) -> list[tuple[str, bytes, str]]: ...
     async def settle(self) -> None: ...
+    # Queue the delayed messages now due; the wall-clock time the next one is due, if any.
+    async def move_due(self) -> float | None: ...
+    # Task ids revoked after `cursor`, and the cursor to ask from next time.
+    async def revocations(self, cursor: int) -> tuple[list[str], int]: ...
+    # A group's fan-in: record member `index`'s result; all of them, in order, once `size` are in.
+    async def join(self, key: str, index: int, value: bytes, size: int) -> list[bytes] | None: ...
+    # Wait until the clock reaches `until` (if given), or a delayed send or a revocation needs a look.
+    async def idle(self, until: float | None) -> None: ...
 
 
 class Batcher(Generic[T]):

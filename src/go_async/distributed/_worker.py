@@ -5,38 +5,30 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
-import traceback
 import uuid
 from datetime import timedelta
 from functools import partial
-from typing import Any, cast
+from typing import Any
 
 from .._checks import label, positive_int, positive_seconds
 from .._pool import Pool
 from .._runner import Runner
-from .._task import Args
 from .._threads import Threads
+from ._handling import COUNTS, Handling
 from ._redis import RedisTransport
-from ._registry import Named, Registry
-from ._transport import (
-    DEFAULT_MAX_DELIVERIES,
-    DEFAULT_QUEUE,
-    Delivery,
-    Transport,
-    decode,
-    encode,
-    logger,
-    outlast,
-)
+from ._registry import Registry
+from ._transport import DEFAULT_MAX_DELIVERIES, DEFAULT_QUEUE, Delivery, Transport, logger, outlast
 
 URL_VARIABLE = "GO_ASYNC_BROKER_URL"
-# Keeps a malformed message's log line short whatever was sent.
-_SHOWN_BYTES = 200
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class WorkerStats:
     """What a worker has done so far: messages received, tasks running and ended, messages refused.
+
+    ``retried`` counts the tries queued again after a failure (each one
+    counted, the final failure in ``failed``); ``revoked`` the tasks dropped
+    or cancelled because they were revoked.
 
     Example::
 
@@ -48,6 +40,8 @@ class WorkerStats:
     running: int = 0
     succeeded: int = 0
     failed: int = 0
+    retried: int = 0
+    revoked: int = 0
     rejected: int = 0
 
 
@@ -67,6 +61,9 @@ class Worker:
     at ERROR, counted in ``stats().rejected``, kept in the dead letters,
     answered with an error when it has an id, and never run. While Redis
     cannot be reached, the worker waits for it, backing off, and goes on.
+    It also queues delayed messages once due (a retry's next try is one),
+    and hears of revocations: a revoked task is dropped when it arrives,
+    or cancelled while it runs.
 
     Each task runs through the task runner as a task of ``pool`` would:
     its middleware (OpenTelemetry spans too), hooks, retry and timeout
@@ -82,7 +79,7 @@ class Worker:
 
     __slots__ = (
         "_counts",
-        "_runner",
+        "_handling",
         "concurrency",
         "max_deliveries",
         "pool",
@@ -116,12 +113,12 @@ class Worker:
         self.redeliver_after: float = positive_seconds("Worker", "redeliver_after", redeliver_after)
         self.max_deliveries: int = positive_int("Worker", "max_deliveries", max_deliveries)
         self.ready: asyncio.Event = asyncio.Event()
-        self._counts = dict.fromkeys(("received", "running", "succeeded", "failed", "rejected"), 0)
+        self._counts: dict[str, int] = dict.fromkeys(COUNTS, 0)
         if pool is not None and not isinstance(pool, Pool):
             msg = f"Worker: pool must be a Pool, got {pool!r} ({type(pool).__name__})"
             raise TypeError(msg)
         self.pool: Pool = Pool() if pool is None else pool
-        self._runner: Runner | None = None
+        self._handling: Handling | None = None
 
     def stats(self) -> WorkerStats:
         """A snapshot of the counts."""
@@ -144,7 +141,14 @@ class Worker:
         consumer = f"{self.queue}-{uuid.uuid4().hex[:12]}"
         await transport.open_worker()
         settings = self.pool._settings
-        self._runner = Runner(settings.layers, settings.events, Threads(self.concurrency))
+        runner = Runner(settings.layers, settings.events, Threads(self.concurrency))
+        handling = Handling(self.registry, transport, runner, self.max_deliveries, self._counts)
+        self._handling = handling
+        # The revocations so far, before any message is read: a revoked one never starts.
+        revoked, cursor = await outlast(
+            "reading revocations", partial(transport.revocations, 0), transport.away
+        )
+        handling.revoke(revoked)
         running: dict[str, asyncio.Task[None]] = {}
         room = asyncio.Event()  # set when a slot frees up, or when it is time to stop
         # Short reads, so that a stop is heard soon; a send wakes a read at once anyway.
@@ -153,7 +157,7 @@ class Worker:
             async with asyncio.TaskGroup() as group:
 
                 def begin(delivery: Delivery) -> None:
-                    started = self._start(transport, delivery)
+                    started = handling.start(delivery)
                     if started is not None:
                         task = group.create_task(started, name=f"go_async worker {delivery.message_id}")
                         running[delivery.message_id] = task
@@ -162,6 +166,7 @@ class Worker:
                 watchers = [
                     group.create_task(_set_when(stop, room, transport)),
                     group.create_task(self._keep_up(transport, consumer, running, begin)),
+                    group.create_task(_watch(transport, handling, cursor)),
                 ]
                 self.ready.set()
                 logger.info(
@@ -223,110 +228,10 @@ class Worker:
             except Exception:  # e.g. a group lost with a server restarted empty: the reads remake it
                 logger.exception("go_async worker: its heartbeat failed; the next one tries again")
 
-    def _start(self, transport: Transport, delivery: Delivery) -> Any:
-        """The run of ``delivery``'s task, or ``None`` if the message is refused here."""
-        self._counts["received"] += 1
-        try:
-            data = decode(delivery.data)
-        except ValueError as error:
-            shown = delivery.data[:_SHOWN_BYTES]
-            self._refuse(transport, delivery, f"malformed message {shown!r}: {error}", None)
-            return None
-        try:
-            message = _message(data)
-        except ValueError as error:
-            # Its sender, if it names one, hears why.
-            self._refuse(transport, delivery, f"malformed message: {error}", _sender(data))
-            return None
-        task_id, name = message["id"], message["task"]
-        sender = (task_id, message["reply"])
-        if delivery.deliveries > self.max_deliveries:
-            times = delivery.deliveries - 1
-            reason = f"task {name!r} ({task_id}) was handed out {times} times without an answer"
-            self._refuse(transport, delivery, reason, sender)
-            return None
-        named = self.registry.get(name)
-        if named is None:
-            self._refuse(transport, delivery, f"unknown task {name!r} (id {task_id})", sender)
-            return None
-        try:
-            positional, keywords = named.decode_arguments(message["args"])
-        except ValueError as error:
-            self._refuse(transport, delivery, str(error), sender)
-            return None
-        return self._run_one(transport, delivery, message, named, positional, keywords)
-
-    async def _run_one(
-        self,
-        transport: Transport,
-        delivery: Delivery,
-        message: dict[str, Any],
-        named: Named[..., Any],
-        positional: list[Any],
-        keywords: dict[str, Any],
-    ) -> None:
-        assert self._runner is not None  # serve() made it
-        task = named.as_task(positional, keywords)
-        self._counts["running"] += 1
-        try:
-            # Through the task runner, as a local pool runs a task: the
-            # worker pool's middleware, hooks, retry and timeout apply.
-            value = await self._runner.run(task._spec, Args(task))
-        except Exception as error:
-            self._counts["failed"] += 1
-            # INFO: the sender gets the error; rejections, which no sender may see, are ERRORs.
-            logger.info("go_async worker: task %r failed: %r", named.name, error)
-            outcome: dict[str, Any] = {"id": message["id"], "error": describe_error(error)}
-        else:
-            self._counts["succeeded"] += 1
-            outcome = {"id": message["id"], "ok": value}
-        finally:
-            self._counts["running"] -= 1
-        try:
-            reply = encode(outcome)
-        except ValueError as error:  # inf or nan in the result: JSON cannot carry them
-            reply = encode({"id": message["id"], "error": describe_error(error)})
-        transport.finish(delivery.message_id, message["reply"], reply)
-
-    def _refuse(
-        self, transport: Transport, delivery: Delivery, reason: str, sender: tuple[str, str | None] | None
-    ) -> None:
-        # Kept in the dead letters; its sender, if known, gets the reason as its answer.
-        self._counts["rejected"] += 1
-        logger.error("go_async worker: rejected a message: %s", reason)
-        if sender is None:
-            transport.bury(delivery, reason)
-        else:
-            task_id, reply_key = sender
-            transport.bury(delivery, reason, reply_key, encode({"id": task_id, "rejected": reason}))
-
     def _close(self) -> None:
         """Release the threads that plain ``def`` tasks ran in (every task has ended)."""
-        if self._runner is not None:
-            self._runner.close()
-
-
-def describe_error(error: BaseException) -> dict[str, str]:
-    """An exception as data: its type's qualified name, message and traceback text."""
-    kind = type(error)
-    return {
-        "type": f"{kind.__module__}.{kind.__qualname__}",
-        "message": str(error),
-        "traceback": "".join(traceback.format_exception(error)),
-    }
-
-
-def _message(data: object) -> dict[str, Any]:
-    """A message's fields, checked: ``ValueError`` names what is missing or wrong."""
-    if not isinstance(data, dict):
-        msg = "a message must be a JSON object"
-        raise ValueError(msg)  # noqa: TRY004 - bad data in a message, not a caller's wrong type
-    message = cast("dict[str, Any]", data)
-    for field, kinds in (("id", str), ("task", str), ("args", dict), ("reply", (str, type(None)))):
-        if not isinstance(message.get(field), kinds):
-            msg = f"its {field!r} is missing or of the wrong type"
-            raise ValueError(msg)  # noqa: TRY004 - bad data in a message, not a caller's wrong type
-    return message
+        if self._handling is not None:
+            self._handling.runner.close()
 
 
 def _ended(running: dict[str, Any], message_id: str, room: asyncio.Event, _: object) -> None:
@@ -334,17 +239,25 @@ def _ended(running: dict[str, Any], message_id: str, room: asyncio.Event, _: obj
     room.set()
 
 
-def _sender(data: object) -> tuple[str, str | None] | None:
-    """The id and reply key of a message that names them, though it is wrong otherwise."""
-    if isinstance(data, dict):
-        fields = cast("dict[str, Any]", data)
-        task_id, reply_key = fields.get("id"), fields.get("reply")
-        if isinstance(task_id, str) and isinstance(reply_key, str):
-            return task_id, reply_key
-    return None
-
-
 async def _set_when(stop: asyncio.Event, room: asyncio.Event, transport: Transport) -> None:
     await stop.wait()
     room.set()
     transport.wake()
+
+
+async def _watch(transport: Transport, handling: Handling, cursor: int) -> None:
+    # Queue delayed messages (retries' next tries too) once due; hear of revocations.
+    clock = transport.clock
+    while True:
+        try:
+            revoked, cursor = await transport.revocations(cursor)
+            handling.revoke(revoked)
+            due = await transport.move_due()
+        except transport.away as error:
+            logger.warning("go_async worker: could not reach the server to look for due tasks: %r", error)
+            due = None
+        except Exception:
+            logger.exception("go_async worker: looking for due tasks and revocations failed; trying again")
+            due = None
+        until = None if due is None else clock.time() + max(0.0, due - clock.wall().timestamp())
+        await transport.idle(until)
