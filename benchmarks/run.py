@@ -3,7 +3,7 @@
     python benchmarks/run.py            # the full run (20 to 25 minutes on 2 cores)
     python benchmarks/run.py --quick    # a smoke run (about a minute): proves the script works
 
-Needs the peers: ``pip install -e '.[bench]'`` (add ``chart`` for the PNG).
+Needs the peers and the chart: ``pip install -e . --group bench`` (pip 25.1 or newer).
 Writes a Markdown report, the raw figures as JSON and, when matplotlib is
 installed, a PNG chart. Nothing here asserts anything about time.
 """
@@ -251,7 +251,7 @@ def main() -> None:
     try:
         chart(cases, out / "results.png")
     except ModuleNotFoundError as missing:
-        print(f"no chart: {missing.name} is missing; pip install -e '.[chart]'")
+        print(f"no chart: {missing.name} is missing; pip install -e . --group bench")
     else:
         print(f"wrote {out / 'results.png'}")
 

@@ -48,22 +48,21 @@ def _write_blocks(directory: Path) -> list[Path]:
     return paths
 
 
-def test_readme_examples_pass_mypy_strict(tmp_path: Path) -> None:
-    """Each README example type-checks under mypy with the project's settings (--strict and more)."""
-    paths = _write_blocks(tmp_path)
+def mypy_passes(paths: list[Path], cwd: Path) -> None:
+    """mypy, with the project's settings (--strict and more), finds nothing in ``paths``."""
     config = f"--config-file={ROOT / 'pyproject.toml'}"
     result = subprocess.run(
         [sys.executable, "-m", "mypy", config, "--no-incremental", *map(str, paths)],
         capture_output=True,
         text=True,
         check=False,
-        cwd=tmp_path,
+        cwd=cwd,
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 # The project's [tool.pyright] checking rules, without the exceptions it makes for the package's own code.
-README_PYRIGHT_CONFIG = {
+PYRIGHT_CONFIG = {
     "typeCheckingMode": "strict",
     "pythonVersion": "3.11",
     "enableTypeIgnoreComments": True,
@@ -71,18 +70,28 @@ README_PYRIGHT_CONFIG = {
 }
 
 
-def test_readme_examples_pass_pyright_strict(tmp_path: Path) -> None:
-    """Each README example type-checks under pyright in strict mode, against the installed package."""
-    _write_blocks(tmp_path)
-    (tmp_path / "pyrightconfig.json").write_text(json.dumps(README_PYRIGHT_CONFIG))
+def pyright_passes(project: Path) -> None:
+    """pyright, strict, finds nothing in the files of ``project``, against the installed package."""
+    (project / "pyrightconfig.json").write_text(json.dumps(PYRIGHT_CONFIG))
     result = subprocess.run(
-        [sys.executable, "-m", "pyright", "--pythonpath", sys.executable, "--project", str(tmp_path)],
+        [sys.executable, "-m", "pyright", "--pythonpath", sys.executable, "--project", str(project)],
         capture_output=True,
         text=True,
         check=False,
-        cwd=tmp_path,
+        cwd=project,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_readme_examples_pass_mypy_strict(tmp_path: Path) -> None:
+    """Each README example type-checks under mypy with the project's settings (--strict and more)."""
+    mypy_passes(_write_blocks(tmp_path), tmp_path)
+
+
+def test_readme_examples_pass_pyright_strict(tmp_path: Path) -> None:
+    """Each README example type-checks under pyright in strict mode, against the installed package."""
+    _write_blocks(tmp_path)
+    pyright_passes(tmp_path)
 
 
 def test_quickstart_example() -> None:

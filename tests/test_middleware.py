@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from go_async import Args, CallNext, CatchErrors, Drain, LogTasks, Pool, Task, Timing, WaitLog
+from go_async import Args, CallNext, CatchErrors, Drain, LogTasks, Pool, Task, Timing, WaitLog, set_testing
 
 R = TypeVar("R")
 
@@ -175,38 +175,100 @@ def logs(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]
         yield caplog
 
 
-def test_log_tasks_logs_each_end_with_id_name_tags_and_duration(logs: pytest.LogCaptureFixture) -> None:
-    """One record per task: successes at the chosen level, failures at ERROR with the traceback."""
+def test_log_tasks_as_hooks_logs_every_event_with_a_fixed_message_and_fields(
+    logs: pytest.LogCaptureFixture,
+) -> None:
+    """Start, each retry with its attempt and wait, the end: one fixed message each, details as fields."""
+    tries: list[int] = []
+
+    async def flaky(args: Args[int]) -> None:
+        tries.append(args.input)
+        if args.input == 1 or len(tries) < 3:
+            raise ValueError(f"no {args.input}")
+
+    task = Task(flaky).with_name("flaky").with_tags("a", "b").with_retry(3, 0.5)
+    logger = logging.getLogger("test.tasks")
+    with set_testing(seed=3) as waits, pytest.raises(ExceptionGroup):
+        Pool(limit=1, hooks=[LogTasks(logger, logging.DEBUG)]).go([task.with_input(0), task.with_input(1)])
+    ours = [r for r in logs.records if r.name == "test.tasks"]
+    assert [(r.getMessage(), r.levelno) for r in ours] == [
+        ("task started", logging.DEBUG),
+        ("task retried", logging.WARNING),
+        ("task retried", logging.WARNING),
+        ("task succeeded", logging.DEBUG),
+        ("task started", logging.DEBUG),
+        ("task retried", logging.WARNING),
+        ("task retried", logging.WARNING),
+        ("task failed", logging.ERROR),
+    ]
+    retried = [r for r in ours if r.getMessage() == "task retried"]
+    assert [r.attempt for r in retried] == [1, 2, 1, 2]  # type: ignore[attr-defined]
+    assert [r.wait for r in retried] == waits.waits  # type: ignore[attr-defined]
+    assert retried[0].error == "ValueError('no 0')"  # type: ignore[attr-defined]
+    failed = ours[-1]
+    assert failed.exc_info is not None
+    assert isinstance(failed.exc_info[1], ValueError)
+    assert failed.duration >= 0  # type: ignore[attr-defined]
+    for record in ours:
+        assert record.task_name == "flaky"  # type: ignore[attr-defined]
+        assert record.task_tags == ("a", "b")  # type: ignore[attr-defined]
+    assert [r.task_id.split(".")[1] for r in ours] == ["0"] * 4 + ["1"] * 4  # type: ignore[attr-defined]
+
+
+def test_log_tasks_as_middleware_logs_the_ends_only(logs: pytest.LogCaptureFixture) -> None:
+    """Around the retries, it sees a task's end, not its tries."""
 
     async def maybe(args: Args[int]) -> None:
         if args.input:
             raise ValueError("odd")
 
-    task = Task(maybe).with_name("maybe").with_tags("a", "b")
-    logger = logging.getLogger("test.tasks")
-    with pytest.raises(ExceptionGroup):
-        Pool(limit=1, middleware=[LogTasks(logger, logging.DEBUG)]).go(
+    task = Task(maybe).with_name("maybe")
+    logger = logging.getLogger("test.ends")
+    with set_testing(), pytest.raises(ExceptionGroup):
+        Pool(limit=1, middleware=[LogTasks(logger, logging.DEBUG)]).with_retry(2).go(
             [task.with_input(0), task.with_input(1)]
         )
-    ours = [r for r in logs.records if r.name == "test.tasks"]
-    assert [r.levelno for r in ours] == [logging.DEBUG, logging.ERROR]
-    assert ours[0].getMessage().startswith("task maybe ")
-    assert " succeeded in " in ours[0].getMessage()
-    assert " failed in " in ours[1].getMessage()
-    assert ours[1].exc_info is not None
-    assert isinstance(ours[1].exc_info[1], ValueError)
-    for record in ours:
-        assert record.task_name == "maybe"  # type: ignore[attr-defined]
-        assert record.task_tags == ("a", "b")  # type: ignore[attr-defined]
-        assert record.duration >= 0  # type: ignore[attr-defined]
-    assert [r.task_id.split(".")[1] for r in ours] == ["0", "1"]  # type: ignore[attr-defined]
+    ours = [r for r in logs.records if r.name == "test.ends"]
+    assert [(r.getMessage(), r.levelno) for r in ours] == [
+        ("task succeeded", logging.DEBUG),
+        ("task failed", logging.ERROR),
+    ]
+    assert all(record.duration >= 0 for record in ours)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("how", ["hooks", "middleware"])
+def test_log_tasks_logs_a_cancelled_task(how: str, logs: pytest.LogCaptureFixture) -> None:
+    logger = logging.getLogger(f"test.cancel.{how}")
+    log = LogTasks(logger)
+    started = asyncio.Event()
+
+    async def forever(args: Args[None]) -> None:
+        started.set()
+        await asyncio.Event().wait()
+
+    async def main() -> None:
+        pool = Pool(hooks=[log]) if how == "hooks" else Pool(middleware=[log])
+        async with pool as running:
+            handle = await running.submit(Task(forever).with_name("forever"))
+            await started.wait()
+            handle.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await handle
+
+    asyncio.run(main())
+    ours = [r for r in logs.records if r.name == logger.name]
+    heard = [(r.getMessage(), r.levelno) for r in ours]
+    start = [("task started", logging.DEBUG)] if how == "hooks" else []  # middleware sees no start
+    assert heard == [*start, ("task cancelled", logging.WARNING)]
+    assert ours[-1].task_name == "forever"  # type: ignore[attr-defined]
 
 
 def test_log_tasks_defaults_to_the_go_async_tasks_logger(logs: pytest.LogCaptureFixture) -> None:
     Pool(middleware=[LogTasks()]).map(double, [1])
     [record] = [r for r in logs.records if r.name == "go_async.tasks"]
     assert record.levelno == logging.INFO
-    assert record.getMessage().startswith("task double ")
+    assert (record.getMessage(), record.task_name) == ("task succeeded", "double")  # type: ignore[attr-defined]
+    assert repr(LogTasks()) == "LogTasks('go_async.tasks', INFO)"
 
 
 def test_log_tasks_refuses_a_bad_logger_or_level() -> None:

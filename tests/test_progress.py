@@ -48,12 +48,35 @@ def test_a_generator_gets_a_bar_without_a_total(capsys: pytest.CaptureFixture[st
     assert "3task" in capsys.readouterr().err.replace(" ", "")
 
 
-def test_rich_draws_the_bar_too(capsys: pytest.CaptureFixture[str]) -> None:
+def test_rich_draws_its_bar_on_stderr_with_done_total_and_rate(capsys: pytest.CaptureFixture[str]) -> None:
+    """On stderr as tqdm's is, so a script's piped output holds its results only."""
+
     async def main() -> list[int]:
         return await Pool(limit=2).amap(double, range(4), progress="rich")
 
     assert asyncio.run(main()) == [0, 2, 4, 6]
-    assert "double" in capsys.readouterr().out
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert "double" in err
+    assert "4/4" in err
+    assert "tasks/s" in err
+
+
+def test_as_completed_draws_a_bar_too(capsys: pytest.CaptureFixture[str]) -> None:
+    async def main() -> list[int]:
+        return [value async for value in Pool(limit=2).as_completed(double, range(3), progress="tqdm")]
+
+    assert sorted(asyncio.run(main())) == [0, 2, 4]
+    bar = capsys.readouterr().err
+    assert "double" in bar
+    assert "3/3" in bar
+
+
+def test_as_completed_refuses_a_bad_progress_at_the_call() -> None:
+    with pytest.raises(
+        ValueError, match=r"Pool.as_completed: progress must be True, False, 'tqdm' or 'rich'"
+    ):
+        Pool().as_completed(double, [1], progress="bar")  # type: ignore[arg-type]
 
 
 def test_a_missing_library_names_the_extra_before_anything_runs(monkeypatch: pytest.MonkeyPatch) -> None:

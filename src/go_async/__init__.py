@@ -18,7 +18,8 @@ from ._clock import Clock, ManualClock
 from ._drain import Drain
 from ._flow import Flow, FlowError, Step, call, group, prepend, step
 from ._handle import Handle
-from ._middleware import CatchErrors, LogTasks, Timing
+from ._log_tasks import LogTasks
+from ._middleware import CatchErrors, Timing
 from ._pool import Hooks, Pool
 from ._rate import RateLimit
 from ._running import QueueFull, RunningPool

@@ -1,4 +1,4 @@
-"""Three ready-made middleware: logging, timing, and catching named errors (see ``Middleware``)."""
+"""Ready-made middleware: timing, and catching named errors (see ``Middleware``; ``LogTasks`` logs)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
-from ._checks import integer
 from ._task import Args, CallNext
 
 R = TypeVar("R")
@@ -16,52 +15,6 @@ R = TypeVar("R")
 
 def _describe(args: Args[Any]) -> str:
     return f"{args.task._spec.title} {args.id}"
-
-
-class LogTasks:
-    """Middleware that logs each task's end with its id, name, tags and duration.
-
-    Successes are logged at ``level``, failures at ``ERROR`` with their
-    traceback (the pool still reports them). Each record carries
-    ``task_id``, ``task_name``, ``task_tags`` and ``duration`` as extra
-    fields for structured logging.
-
-    Example::
-
-        Pool(limit=8, middleware=[LogTasks(logging.getLogger("crawler"))]).go(tasks)
-    """
-
-    __slots__ = ("_level", "_logger")
-
-    def __init__(self, logger: logging.Logger | None = None, level: int = logging.INFO) -> None:
-        if logger is not None and not isinstance(logger, logging.Logger):
-            msg = (
-                f"LogTasks(logger): logger must be a logging.Logger, got {logger!r} ({type(logger).__name__})"
-            )
-            raise TypeError(msg)
-        self._logger = logger or logging.getLogger("go_async.tasks")
-        self._level = integer("LogTasks", "level", level)
-
-    async def __call__(self, args: Args[Any], call_next: CallNext[R]) -> R:
-        started = time.perf_counter()
-        try:
-            result = await call_next()
-        except Exception:
-            self._log(logging.ERROR, "failed", args, started, exc_info=True)
-            raise
-        self._log(self._level, "succeeded", args, started)
-        return result
-
-    def _log(
-        self, level: int, outcome: str, args: Args[Any], started: float, *, exc_info: bool = False
-    ) -> None:
-        if not self._logger.isEnabledFor(level):
-            return
-        duration = time.perf_counter() - started
-        extra = {"task_id": args.id, "task_name": args.name, "task_tags": args.tags, "duration": duration}
-        self._logger.log(
-            level, "task %s %s in %.3fs", _describe(args), outcome, duration, extra=extra, exc_info=exc_info
-        )
 
 
 class Timing:

@@ -286,7 +286,9 @@ class Pool(PoolOptions):
         results.update(failures)
         return [results[index] for index in range(len(results))]
 
-    def as_completed(self, fn: Callable[[X], Awaitable[R]], inputs: Iterable[X]) -> AsyncGenerator[R, None]:
+    def as_completed(
+        self, fn: Callable[[X], Awaitable[R]], inputs: Iterable[X], *, progress: ProgressChoice = False
+    ) -> AsyncGenerator[R, None]:
         """``fn(x)`` for each of ``inputs``, yielded as each one ends, run as tasks of this pool.
 
         Unread results stay bounded: ``limit`` wait for the reader, and a worker
@@ -295,6 +297,7 @@ class Pool(PoolOptions):
         ``go`` raises them. Leaving the loop early cancels the calls still
         running once the generator is closed (at once with
         ``contextlib.aclosing``); the failures so far are then in ``errors()``.
+        ``progress`` is as in ``go``.
 
         Example::
 
@@ -303,10 +306,8 @@ class Pool(PoolOptions):
                     print(page.title)
         """
         check_mapping("Pool.as_completed", fn, inputs)
-        return self._as_completed(fn, inputs)
-
-    def _as_completed(self, fn: Callable[[X], Awaitable[R]], inputs: Iterable[X]) -> AsyncGenerator[R, None]:
-        return stream(partial(self._drive, calls(fn, inputs), None, None), self._settings.run_limit)
+        bar = progress_hooks("Pool.as_completed", progress, size_of(inputs), describe(fn))
+        return stream(partial(self._drive, calls(fn, inputs), bar, None), self._settings.run_limit)
 
     def __repr__(self) -> str:
         settings, layers = self._settings, self._settings.layers

@@ -83,7 +83,10 @@ class _TqdmBar:
 
 
 class _RichBar:
-    """A rich progress bar: one step per task that ends, the failures in its description."""
+    """A rich progress bar on stderr: done/total, the rate and the time left; failures in its description.
+
+    On stderr, as tqdm's is, so that it never lands in a script's piped output.
+    """
 
     def __init__(self, total: int | None, description: str) -> None:
         self._total = total
@@ -93,9 +96,7 @@ class _RichBar:
         self._bar: Any = None
 
     def pool_started(self, pool: object) -> None:
-        from rich.progress import Progress  # noqa: PLC0415 - an optional extra
-
-        self._progress = Progress()
+        self._progress = _rich_progress()
         self._progress.start()
         self._bar = self._progress.add_task(self._description, total=self._total)
 
@@ -112,3 +113,39 @@ class _RichBar:
 
     def pool_closed(self, pool: object) -> None:
         self._progress.stop()
+
+
+def _rich_progress() -> Any:
+    # rich is an optional extra: imported when a bar is drawn, never before.
+    from rich.console import Console  # noqa: PLC0415
+    from rich.progress import (  # noqa: PLC0415
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        ProgressColumn,
+        TaskProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+    from rich.text import Text  # noqa: PLC0415
+
+    class Rate(ProgressColumn):
+        """Tasks ended per second, over rich's recent window."""
+
+        def render(self, task: Any) -> Text:
+            speed = task.finished_speed or task.speed
+            return Text(
+                "? tasks/s" if speed is None else f"{speed:,.1f} tasks/s", style="progress.data.speed"
+            )
+
+    columns = (
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TaskProgressColumn(),
+        Rate(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    return Progress(*columns, console=Console(stderr=True))

@@ -1,4 +1,4 @@
-"""``python -m go_async.worker module:registry``: a worker process for named tasks.
+"""``go-async-worker module:registry`` (or ``python -m go_async.worker``): a worker process for named tasks.
 
 It imports ``registry`` from ``module`` (the current directory is on the
 path), takes tasks from the Redis queue at ``--url`` (or
@@ -23,8 +23,10 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from .distributed import Registry, Worker
+if TYPE_CHECKING:  # imported in main(): without the redis extra, --help still works
+    from .distributed import Worker
 
 logger: logging.Logger = logging.getLogger("go_async.distributed")
 
@@ -32,7 +34,7 @@ logger: logging.Logger = logging.getLogger("go_async.distributed")
 def main(argv: Sequence[str] | None = None) -> int:
     """Run a worker until it is told to stop; the process's exit status."""
     summary = (__doc__ or "").split("\n")[0]
-    parser = argparse.ArgumentParser(prog="python -m go_async.worker", description=summary)
+    parser = argparse.ArgumentParser(prog="go-async-worker", description=summary)
     parser.add_argument("target", help="where the Registry is, as module:attribute")
     parser.add_argument("--url", help="the Redis URL (default: $GO_ASYNC_BROKER_URL)")
     parser.add_argument("--queue", default="go_async", help="the queue of tasks (default: go_async)")
@@ -55,6 +57,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if level is None:
         parser.error(f"--log-level must be a logging level such as INFO, got {options.log_level!r}")
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        from .distributed import Registry, Worker  # noqa: PLC0415 - needs the redis extra
+    except ImportError as missing:
+        parser.exit(2, f"go-async-worker: {missing}\n")
 
     module_name, _, attribute = options.target.partition(":")
     if not module_name or not attribute:
