@@ -29,6 +29,7 @@ import redis.asyncio as aioredis
 
 from go_async import call, prepend
 from go_async.distributed import MessageRejected, Remote, Worker, WorkerStats
+from go_async.distributed._redis import RedisTransport
 from looping import in_loop
 from remote_tasks import add, hold, multiply, pid, registry
 from test_distributed import raw_send
@@ -342,3 +343,21 @@ async def test_messages_on_the_queue_are_json_named_by_parameter(redis_url: str,
     assert (message["task"], message["args"]) == ("multiply", {"a": 6, "b": 7})
     assert sorted(message) == ["args", "id", "reply", "task"]
     assert message["reply"].startswith(f"{queue}:reply:")
+
+
+@in_loop
+async def test_a_batch_sent_again_after_a_lost_answer_is_queued_once(redis_url: str, queue: str) -> None:
+    """A pipeline retried because the server went away before it answered queues nothing twice."""
+    transport = RedisTransport(redis_url, queue, redeliver_after=30.0)
+    try:
+        messages = [(f"m{index}".encode(), None) for index in range(5)] + [(b"later", 9e9)]
+        for _ in range(2):  # the first try applied, its answer lost; then the retry
+            async with transport._redis.pipeline(transaction=False) as pipe:
+                transport._keys.add(pipe, "batch-1", messages)
+                await pipe.execute()
+        async with client(redis_url) as redis:
+            entries: Any = await redis.xrange(queue)
+            assert [fields[b"data"] for _, fields in entries] == [f"m{index}".encode() for index in range(5)]
+            assert await redis.zcard(f"{queue}:delayed") == 1
+    finally:
+        await transport.close()

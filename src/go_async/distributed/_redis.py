@@ -102,10 +102,11 @@ class RedisTransport:
         await self._sends.add((data, due))
 
     async def _flush_sends(self, messages: list[Follow]) -> None:
+        once = uuid.uuid4().hex  # the same for every try of this batch: it is queued once
+
         async def xadd_all() -> None:
             pipe = self._redis.pipeline(transaction=False)
-            for message in messages:
-                self._keys.add(pipe, message)
+            self._keys.add(pipe, once, messages)
             await pipe.execute()
 
         await outlast(f"sending {len(messages)} tasks to {self.queue!r}", xadd_all, AWAY)
@@ -152,7 +153,7 @@ class RedisTransport:
 
         async def move() -> None:
             pipe = self._redis.pipeline(transaction=True)
-            self._keys.add(pipe, (data, None))
+            self._keys.add(pipe, entry, [(data, None)])
             pipe.xdel(self._keys.dead, entry)
             await pipe.execute()
 
@@ -223,10 +224,11 @@ class RedisTransport:
         if not deliveries:
             return
 
+        once = uuid.uuid4().hex
+
         async def requeue() -> None:
             pipe = self._redis.pipeline(transaction=True)
-            for delivery in deliveries:
-                pipe.xadd(self.queue, {b"data": delivery.data})
+            self._keys.add(pipe, once, [(delivery.data, None) for delivery in deliveries])
             ids = [delivery.message_id for delivery in deliveries]
             self._done_with(pipe, ids)
             await pipe.execute()

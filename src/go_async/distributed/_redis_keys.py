@@ -11,6 +11,7 @@ group complete.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from functools import partial
 from typing import Any
 
@@ -26,6 +27,9 @@ from ._transport import (
     outlast,
 )
 
+# How long a batch's mark that it was queued lasts: an outage longer than this may queue twice the
+# batches whose answers it lost.
+_SENT_MARKS_KEPT = 600
 # The longest one blocking read for a kept result waits.
 _KEPT_WAIT = 0.25
 # The most delayed messages one move queues.
@@ -44,6 +48,21 @@ end
 if #due > 0 then redis.call('ZREM', KEYS[1], unpack(due)) end
 local head = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 return head[2] or false
+"""
+
+# Queue the messages ARGV[3..] unless the mark KEYS[2] says they were: a batch retried after its
+# answer was lost (the server went away meanwhile) is not queued twice. ARGV[1]: maxlen or ''.
+_ADD_ONCE = """
+if redis.call('SET', KEYS[2], '1', 'NX', 'EX', tonumber(ARGV[2])) then
+  for i = 3, #ARGV do
+    if ARGV[1] == '' then
+      redis.call('XADD', KEYS[1], '*', 'data', ARGV[i])
+    else
+      redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[1], '*', 'data', ARGV[i])
+    end
+  end
+end
+return 0
 """
 
 # Mark ARGV[1] revoked under the next count; keep only the newest ARGV[2].
@@ -105,20 +124,29 @@ class Keys:
         """Where a group's members leave their results."""
         return f"{self.queue}:join:{key}"
 
-    def add(self, pipe: Any, message: Follow) -> None:
-        """Queue a message in ``pipe``: on the stream, or among the delayed ones if it is due later."""
-        data, due = message
-        if due is not None:
-            pipe.zadd(self.delayed, {data: due})
-        elif self._maxlen is None:
-            pipe.xadd(self.queue, {b"data": data})
-        else:
-            pipe.xadd(self.queue, {b"data": data}, maxlen=self._maxlen, approximate=False)
+    def add(self, pipe: Any, once: str, messages: Iterable[Follow]) -> None:
+        """Queue ``messages`` in ``pipe``, on the stream or among the delayed ones, at most once.
+
+        ``once`` names the batch: the same batch sent again (its pipeline
+        retried after a lost answer) queues nothing more. A delayed message
+        is a member of a sorted set, which adding again does not repeat.
+        """
+        now: list[bytes] = []
+        for data, due in messages:
+            if due is None:
+                now.append(data)
+            else:
+                pipe.zadd(self.delayed, {data: due})
+        if now:
+            maxlen = "" if self._maxlen is None else self._maxlen
+            mark = f"{self.queue}:sent:{once}"
+            # EVAL with the text, not EVALSHA: a server restarted empty has lost its scripts,
+            # and a pipeline that must load one first leaks a connection when it fails.
+            pipe.eval(_ADD_ONCE, 2, self.queue, mark, maxlen, _SENT_MARKS_KEPT, *now)
 
     def leave(self, pipe: Any, done: Finished) -> None:
         """In ``pipe``, before the ack: queue what follows a message, keep its result, end its group."""
-        for follow in done.follow:
-            self.add(pipe, follow)
+        self.add(pipe, done.message_id, done.follow)
         if done.keep is not None and done.reply is not None:
             task_id, seconds = done.keep
             key = self.result(task_id)
