@@ -19,7 +19,7 @@ the harness can check the order outside the timed run.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar
@@ -39,6 +39,9 @@ FEATURE_COSTS = (
     "go_async_middleware",
     "go_async_rate",
     "go_async_breaker",
+    "go_async_checkpoint",
+    "go_async_adaptive",
+    "go_async_budget",
     "aiometer_rate",
 )
 # What a user would pick instead of the running pool (`async with Pool(...)`,
@@ -109,6 +112,12 @@ class Work:
         }[kind]
 
 
+async def numbers(n: int) -> AsyncIterator[int]:
+    """0 to n - 1 from an async generator: an async source, as a cursor or a paginated API is."""
+    for i in range(n):
+        yield i
+
+
 # --- the floor and a hand-written reference -------------------------------------
 
 
@@ -136,6 +145,28 @@ def hand_workers(work: Work, limit: int | None, n: int) -> None:
         async with asyncio.TaskGroup() as group:
             for _ in range(limit):
                 group.create_task(worker())
+
+    asyncio.run(main())
+
+
+def async_for_semaphore(work: Work, limit: int | None, n: int) -> None:
+    """The loop a user writes for an async source: ``async for`` + TaskGroup + Semaphore, O(limit) memory."""
+    item = work.item
+    assert limit is not None
+
+    async def main() -> None:
+        semaphore = asyncio.Semaphore(limit)
+
+        async def guarded(i: int) -> None:
+            try:
+                await item(i)
+            finally:
+                semaphore.release()
+
+        async with asyncio.TaskGroup() as group:
+            async for i in numbers(n):
+                await semaphore.acquire()
+                group.create_task(guarded(i))
 
     asyncio.run(main())
 
@@ -278,6 +309,16 @@ def aiometer_run_all(work: Work, limit: int | None, n: int) -> None:
     work.mapped = asyncio.run(main())
 
 
+def aiometer_each_async(work: Work, limit: int | None, n: int) -> None:
+    """aiometer takes sync iterables only: the async source is read into a list first (O(n) memory)."""
+    import aiometer  # noqa: PLC0415
+
+    async def main() -> None:
+        await aiometer.run_on_each(work.item, [i async for i in numbers(n)], max_at_once=limit)
+
+    asyncio.run(main())
+
+
 # --- go_async, used as its README shows -------------------------------------------
 
 
@@ -307,6 +348,39 @@ def go_async_running_map(work: Work, limit: int | None, n: int) -> None:
             return await pool.map(work.value, range(n))
 
     work.mapped = asyncio.run(main())
+
+
+def go_async_async_source(work: Work, limit: int | None, n: int) -> None:
+    base = Task(work.task_fn)
+
+    async def main() -> None:
+        await Pool(limit=limit).ago(base.with_input(i) async for i in numbers(n))
+
+    asyncio.run(main())
+
+
+def go_async_checkpoint(work: Work, limit: int | None, n: int) -> None:
+    import tempfile  # noqa: PLC0415
+
+    base = Task(work.task_fn)
+    with tempfile.TemporaryDirectory() as directory:  # a new file each run: a rerun would skip every task
+        checkpoint = f"{directory}/run.sqlite"
+        Pool(limit=limit).go((base.with_input(i) for i in range(n)), checkpoint=checkpoint)
+
+
+def go_async_adaptive(work: Work, limit: int | None, n: int) -> None:
+    from go_async import Adaptive  # noqa: PLC0415 - absent from the baseline's source
+
+    # Started at its max, so that it never binds: what the gate around each try costs.
+    most = limit or n
+    base = Task(work.task_fn)
+    Pool(limit=Adaptive(min=1, max=most, initial=most)).go(base.with_input(i) for i in range(n))
+
+
+def go_async_budget(work: Work, limit: int | None, n: int) -> None:
+    # Tasks with a retry that never fails, under a retry budget: what counting first tries costs.
+    base = Task(work.task_fn).with_retry(3)
+    Pool(limit=limit).with_retry_budget().go(base.with_input(i) for i in range(n))
 
 
 def go_async_retry(work: Work, limit: int | None, n: int) -> None:
@@ -417,6 +491,27 @@ CONTENDERS = {
         Contender("asyncio_pool_map", "asyncio-pool map", asyncio_pool_map, LIMITED, "peer"),
         Contender("asyncio_pool_spawn", "asyncio-pool spawn", asyncio_pool_spawn, LIMITED, "peer"),
         Contender("aiometer_run_all", "aiometer.run_all", aiometer_run_all, ONLY_100, "peer"),
+        Contender(
+            "async_for_semaphore",
+            "async source: async for + TaskGroup + Semaphore",
+            async_for_semaphore,
+            ONLY_100,
+            "peer_async",
+        ),
+        Contender(
+            "aiometer_each_async",
+            "async source: aiometer.run_on_each (sync only: source read into a list first)",
+            aiometer_each_async,
+            ONLY_100,
+            "peer_async",
+        ),
+        Contender(
+            "go_async_async_source",
+            "async source: go_async Pool.ago",
+            go_async_async_source,
+            ONLY_100,
+            "go_async",
+        ),
         Contender("go_async", "go_async Pool.go", go_async, ANY, "go_async"),
         Contender("go_async_drain", "go_async + drain", go_async_drain, ANY, "go_async"),
         Contender("go_async_retry", "go_async + unused retry", go_async_retry, ANY, "go_async"),
@@ -467,6 +562,27 @@ CONTENDERS = {
             "go_async_breaker",
             "go_async + a closed circuit breaker",
             go_async_breaker,
+            NONE_AND_100,
+            "go_async",
+        ),
+        Contender(
+            "go_async_adaptive",
+            "go_async + an Adaptive limit that never binds",
+            go_async_adaptive,
+            NONE_AND_100,
+            "go_async",
+        ),
+        Contender(
+            "go_async_budget",
+            "go_async + a retry and a retry budget, never used",
+            go_async_budget,
+            NONE_AND_100,
+            "go_async",
+        ),
+        Contender(
+            "go_async_checkpoint",
+            "go_async + a checkpoint file",
+            go_async_checkpoint,
             NONE_AND_100,
             "go_async",
         ),

@@ -215,6 +215,22 @@ def test_log_tasks_as_hooks_logs_every_event_with_a_fixed_message_and_fields(
     assert [r.task_id.split(".")[1] for r in ours] == ["0"] * 4 + ["1"] * 4  # type: ignore[attr-defined]
 
 
+def test_log_tasks_logs_a_retry_the_budget_refused(logs: pytest.LogCaptureFixture) -> None:
+    logger = logging.getLogger("test.refused")
+
+    async def failing(args: Args[int]) -> None:
+        raise ConnectionError(args.input)
+
+    # No first tries to earn retries, and no floor: the budget refuses the first retry.
+    pool = Pool(limit=1, hooks=[LogTasks(logger)]).with_retry(3).with_retry_budget(0.0, 0.0)
+    with set_testing(), pytest.raises(ExceptionGroup):
+        pool.go([Task(failing).with_input(1)])
+    refused = [r for r in logs.records if r.name == logger.name and r.getMessage() == "task retry refused"]
+    assert [(r.levelno, r.attempt, r.error) for r in refused] == [  # type: ignore[attr-defined]
+        (logging.WARNING, 1, "ConnectionError(1)")
+    ]
+
+
 def test_log_tasks_as_middleware_logs_the_ends_only(logs: pytest.LogCaptureFixture) -> None:
     """Around the retries, it sees a task's end, not its tries."""
 

@@ -399,10 +399,11 @@ def test_a_test_waiting_on_real_time_while_its_manual_clock_stands_still_fails_w
 @pytest.mark.parametrize(
     ("marker", "message"),
     [
-        ("go_async(3)", "takes only the keywords seed= and hang_timeout=, got 3"),
-        ("go_async(sead=3)", "takes only the keywords seed= and hang_timeout=, got sead"),
+        ("go_async(3)", "takes only the keywords seed=, hang_timeout= and explore=, got 3"),
+        ("go_async(sead=3)", "takes only the keywords seed=, hang_timeout= and explore=, got sead"),
         ("go_async(seed='3')", "go_async(seed=...) must be an int, got '3'"),
         ("go_async(hang_timeout=-1)", "go_async(hang_timeout=...) must be a number >= 0, got -1"),
+        ("go_async(explore='3')", "go_async(explore=) must be an int or True, got '3'"),
     ],
 )
 def test_a_marker_with_bad_arguments_is_an_error(
@@ -450,7 +451,9 @@ def test_plain() -> None:
     result.assert_outcomes(passed=1)
     assert not any(line.startswith("go_async") for line in result.outlines)  # no header line
     markers = pytester.runpytest("--markers")
-    markers.stdout.fnmatch_lines(["@pytest.mark.go_async(seed=None, hang_timeout=None): run the test as*"])
+    markers.stdout.fnmatch_lines(
+        ["@pytest.mark.go_async(seed=None, hang_timeout=None, explore=None): run the test as*"]
+    )
 
 
 def test_anyio_runs_the_async_tests_it_is_asked_to(pytester: pytest.Pytester) -> None:
@@ -504,11 +507,11 @@ FILE_BLOCK = re.compile(r'^```python title="(\w+)\.py"\n(.*?)^```', flags=re.DOT
 def test_the_testing_how_to_is_a_project_whose_tests_pass(pytester: pytest.Pytester) -> None:
     """jobs.py and its test files, from docs/how-to/testing.md, pass; the pitfall fails as it says."""
     files = dict(FILE_BLOCK.findall(HOW_TO.read_text(encoding="utf-8")))
-    assert sorted(files) == ["jobs", "test_jobs", "test_pitfall", "test_with_anyio"]
+    assert sorted(files) == ["jobs", "test_jobs", "test_pitfall", "test_races", "test_with_anyio"]
     pytester.makeini(INI)
     pytester.makepyfile(**files)
     result = pytester.runpytest("-p", "timeout", "--timeout=30")
     if importlib.util.find_spec("anyio") is None:
-        result.assert_outcomes(passed=2, xfailed=1, skipped=1)
+        result.assert_outcomes(passed=5, xfailed=1, skipped=1)
     else:
-        result.assert_outcomes(passed=3, xfailed=1)
+        result.assert_outcomes(passed=6, xfailed=1)

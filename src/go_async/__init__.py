@@ -13,7 +13,9 @@ Example::
     assert sorted(out.drain()) == [n**2 for n in range(10)]
 """
 
+from ._adaptive import Adaptive
 from ._breaker import CircuitBreaker, CircuitOpenError, CircuitState
+from ._checkpoint import Checkpoint, RunProgress, SqliteCheckpoint
 from ._clock import Clock, ManualClock
 from ._drain import Drain
 from ._flow import Flow, FlowError, Step, call, group, prepend, step
@@ -22,6 +24,7 @@ from ._log_tasks import LogTasks
 from ._middleware import CatchErrors, Timing
 from ._pool import Hooks, Pool
 from ._rate import RateLimit
+from ._retry_budget import RetryBudget
 from ._running import QueueFull, RunningPool
 from ._schedule import Schedule
 from ._stats import PoolStats
@@ -30,9 +33,11 @@ from ._testing import WaitLog, set_testing
 from ._topic import Subscription, Topic
 
 __all__ = [
+    "Adaptive",
     "Args",
     "CallNext",
     "CatchErrors",
+    "Checkpoint",
     "CircuitBreaker",
     "CircuitOpenError",
     "CircuitState",
@@ -49,8 +54,11 @@ __all__ = [
     "PoolStats",
     "QueueFull",
     "RateLimit",
+    "RetryBudget",
+    "RunProgress",
     "RunningPool",
     "Schedule",
+    "SqliteCheckpoint",
     "Step",
     "Subscription",
     "Task",

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Awaitable, Callable, Iterable, Iterator
-from operator import itemgetter
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Iterator
 from time import perf_counter
 from typing import Any, cast
 
@@ -22,10 +21,12 @@ from ._deadlines import Slot
 from ._drain import Drain
 from ._hookset import caller, raised
 from ._interrupts import Interrupts
+from ._outcomes import Outcomes
 from ._runner import Call, Inline, Runner
 from ._settings import Settings
 from ._spec import Spec
-from ._task import Args, Origin, Task, name_failure, run_numbers
+from ._supply import END, AsyncSupply, Pull, is_async_only
+from ._task import Args, Origin, Task, run_numbers
 from ._threads import Threads
 
 _new = object.__new__
@@ -33,9 +34,11 @@ _new = object.__new__
 _NO_MORE: Iterator[Any] = iter(())
 # The most workers a run adds in one loop iteration (see `_add_workers`).
 _MAX_BATCH = 100
+# What a run takes: its tasks, from an iterable or an async iterable.
+Tasks = Iterable[Task[Any, Any, Any]] | AsyncIterable[Task[Any, Any, Any]]
 
 
-class Batch:
+class Batch(Outcomes):
     """The state of one run: its errors, the drains it feeds, its workers and threads.
 
     ``keep(index, value)``, if given, receives each task's value (``map``);
@@ -45,16 +48,13 @@ class Batch:
 
     __slots__ = (
         "_deliver",
-        "_errors",
         "_fed",
         "_interrupts",
         "_keep",
         "_number",
         "_runner",
-        "_source_error",
         "_specs",
         "_threads",
-        "_total",
     )
 
     def __init__(
@@ -63,21 +63,21 @@ class Batch:
         keep: Callable[[int, Any], object] | None = None,
         deliver: Callable[[Any], Awaitable[object]] | None = None,
     ) -> None:
+        super().__init__()
         self._number = next(run_numbers)
         self._threads = Threads(settings.run_limit)
         self._runner = Runner(settings.layers, settings.events, self._threads)
         self._keep = keep
         self._deliver = deliver
-        self._errors: list[tuple[int, Exception]] = []
         self._fed: set[Drain[Any]] = set()
-        self._source_error: Exception | None = None
         self._interrupts: Interrupts | None = None
         self._specs: Iterator[Task[Any, Any, Any]] = _NO_MORE
-        self._total = 0
 
-    async def drive(self, tasks: Iterable[Task[Any, Any, Any]], limit: int | None) -> None:
-        """Run every task of ``tasks`` to its end, at most ``limit`` at a time."""
-        self._specs = iter(tasks)
+    async def drive(self, tasks: Tasks, limit: int | None) -> None:
+        """Run every task of ``tasks`` (iterable, or async iterable) to its end, ``limit`` at a time."""
+        # Chosen once per run: an async iterable's workers pull through `AsyncSupply`.
+        supply = AsyncSupply(cast("AsyncIterable[Any]", tasks)) if is_async_only(tasks) else None
+        self._specs = iter(cast("Iterable[Task[Any, Any, Any]]", tasks)) if supply is None else supply
         self._interrupts = interrupts = Interrupts()
         try:
             async with asyncio.TaskGroup() as group:
@@ -87,6 +87,22 @@ class Batch:
             raise
         finally:
             self.close()
+            if supply is not None:
+                await supply.aclose()  # no worker pulls now; a generator left early runs its finally
+
+    async def _pull(self) -> Task[Any, Any, Any] | None:
+        # A worker's turn at an async supply; `None` once it has no more.
+        supply = cast("AsyncSupply[Task[Any, Any, Any]]", self._specs)
+        try:
+            task = await supply.pull()
+        except Exception as error:
+            error.add_note(f"raised by the tasks iterable after {self._total} tasks")
+            self._stop_supply(error)
+            return None
+        if task is END:
+            self._specs = _NO_MORE
+            return None
+        return task
 
     async def _add_workers(self, group: asyncio.TaskGroup, limit: int | None) -> None:
         # Workers pull their own tasks, so tasks that finish without waiting
@@ -149,6 +165,10 @@ class Batch:
             except StopIteration:
                 self._specs = _NO_MORE
                 return
+            except Pull:
+                if (pulled := await self._pull()) is None:
+                    return
+                task = pulled
             except Exception as error:
                 # The user's iterable failed: no new task starts, the running
                 # ones finish, and `raise_failures` reports it. Raising here
@@ -302,10 +322,6 @@ class Batch:
             if breaker is not None:
                 breaker.succeeded(probe, None)
 
-    def _failed(self, index: int, args: Args[Any], error: Exception) -> None:
-        name_failure(error, args)
-        self._errors.append((index, error))
-
     def _stop_supply(self, error: Exception) -> None:
         self._source_error = error
         self._specs = _NO_MORE
@@ -321,22 +337,3 @@ class Batch:
             drain._end_feed()
         self._fed.clear()
         self._threads.close()
-
-    def errors(self) -> list[Exception]:
-        """The final error of each failed task, in submission order."""
-        return [error for _, error in sorted(self._errors, key=itemgetter(0))]
-
-    def raise_failures(self, *, settle: bool = False) -> list[tuple[int, Exception]]:
-        """Raise what went wrong: the tasks iterable's error, else all task errors.
-
-        With ``settle`` the task errors are returned instead, with their positions.
-        """
-        errors = self.errors()
-        if self._source_error is not None:
-            if errors:
-                self._source_error.add_note(f"{len(errors)} tasks failed too: see pool.errors()")
-            raise self._source_error
-        if errors and not settle:
-            msg = f"{len(errors)} of {self._total} tasks failed"
-            raise ExceptionGroup(msg, errors)
-        return self._errors

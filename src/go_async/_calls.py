@@ -4,20 +4,32 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Sized
-from typing import Any, Generic, TypeVar, cast
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Sized
+from typing import Any, Generic, TypeAlias, TypeVar, cast, overload
 
 from ._spec import describe
+from ._supply import MappedAsync, is_async_only
 from ._task import Args, Task
 
 X = TypeVar("X")
 R = TypeVar("R")
+# What map, amap and as_completed take: inputs from an iterable or an async iterable.
+Inputs: TypeAlias = Iterable[X] | AsyncIterable[X]
 
 
-def calls(fn: Callable[[X], Awaitable[R]], inputs: Iterable[X]) -> Iterable[Task[X, X, R]]:
-    """A task per input whose function returns ``fn(input)``: the run keeps that value."""
+@overload
+def calls(fn: Callable[[X], Awaitable[R]], inputs: Iterable[X]) -> Iterable[Task[X, X, R]]: ...
+@overload
+def calls(fn: Callable[[X], Awaitable[R]], inputs: Inputs[X]) -> Inputs[Task[X, X, R]]: ...
+def calls(fn: Callable[[X], Awaitable[R]], inputs: Inputs[X]) -> Inputs[Task[X, X, R]]:
+    """A task per input whose function returns ``fn(input)``: the run keeps that value.
+
+    Async ``inputs`` give async tasks, and closing those closes ``inputs``.
+    """
     task = Task(cast("Callable[[Args[X]], Awaitable[R]]", _Call(fn)))
-    return (task.with_input(value) for value in inputs)
+    if is_async_only(inputs):
+        return MappedAsync(task.with_input, cast("AsyncIterable[X]", inputs))
+    return (task.with_input(value) for value in cast("Iterable[X]", inputs))
 
 
 class _Call:
@@ -99,7 +111,7 @@ async def stream(
     await run  # every result is out: raise the failures, if any
 
 
-def size_of(items: Iterable[Any]) -> int | None:
+def size_of(items: Iterable[Any] | AsyncIterable[Any]) -> int | None:
     """The number of ``items`` if it is known without reading them."""
     return len(items) if isinstance(items, Sized) else None
 
@@ -127,8 +139,10 @@ def check_mapping(where: str, fn: object, inputs: object) -> None:
         kind = type(fn).__name__
         msg = f"{where}(fn, inputs): fn must be an async function of one input, got {fn!r} ({kind})"
         raise TypeError(msg)
-    if not isinstance(inputs, Iterable):
-        msg = f"{where}(fn, inputs): inputs must be iterable, got {inputs!r} ({type(inputs).__name__})"
+    if not isinstance(inputs, Iterable | AsyncIterable):
+        kind = type(inputs).__name__
+        msg = f"{where}(fn, inputs): inputs must be iterable, got {inputs!r} ({kind})"
+        msg += " (async iterables work too)"
         raise TypeError(msg)
 
 
@@ -138,11 +152,13 @@ def not_a_task(index: int, value: object) -> TypeError:
     return TypeError(f"tasks[{index}] must be a Task, got {value!r} ({type(value).__name__}){hint}")
 
 
-def check_tasks(tasks: Iterable[Task[Any, Any, Any]]) -> None:
-    """Refuse what is not an iterable of tasks; a list or tuple is checked whole."""
+def check_tasks(tasks: Iterable[Task[Any, Any, Any]] | AsyncIterable[Task[Any, Any, Any]]) -> None:
+    """Refuse what is not an iterable or async iterable of tasks; a list or tuple is checked whole."""
     # Annotations do not bind untyped callers: check what we were given.
-    if isinstance(tasks, Task) or not isinstance(tasks, Iterable):
-        msg = f"Pool.go(tasks): tasks must be an iterable of Task, got {tasks!r} ({type(tasks).__name__})"
+    if isinstance(tasks, Task) or not isinstance(tasks, Iterable | AsyncIterable):
+        kind = type(tasks).__name__
+        msg = f"Pool.go(tasks): tasks must be an iterable of Task, got {tasks!r} ({kind})"
+        msg += " (an async iterable of Task works too)"
         raise TypeError(msg)
     if isinstance(tasks, list | tuple):
         for index, task in enumerate(tasks):

@@ -14,6 +14,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
+from . import _explore
 from ._checks import seconds as checked_seconds
 
 
@@ -71,8 +72,10 @@ class ManualClock:
     ``advance(seconds)`` wakes every sleeper whose deadline comes within
     ``seconds``, one deadline after the other, and after each lets the event
     loop run whatever that woke until it waits again (on the clock, or on
-    anything else), so a test sees the state at each moment. Work in threads
-    and real I/O are not waited for. ``wall()`` starts at ``start``
+    anything else), so a test sees the state at each moment. Sleepers with
+    equal deadlines wake in the order they slept, or, while interleavings are
+    explored (``set_testing(explore=seed)``), in an order drawn from the seed.
+    Work in threads and real I/O are not waited for. ``wall()`` starts at ``start``
     (2026-01-01 00:00 UTC by default) and moves with ``time()``.
 
     Example::
@@ -108,7 +111,10 @@ class ManualClock:
             await asyncio.sleep(0)
             return
         woken: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        heapq.heappush(self._sleepers, (deadline, next(self._order), woken))
+        order, exploration = next(self._order), _explore.active
+        if exploration is not None:  # exploring: equal deadlines wake in an order drawn from the seed
+            order = exploration.tie(order)
+        heapq.heappush(self._sleepers, (deadline, order, woken))
         try:
             await woken
         finally:

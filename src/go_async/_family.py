@@ -42,7 +42,9 @@ class Family:
         self.limit = settings.run_limit
         self.root = Place(self.limit, None)
         self.threads = Threads(self.limit)
-        self.runner = Runner(settings.layers, settings.events, self.threads, on_retry=self._retried)
+        self.runner = Runner(
+            settings.layers, settings.events, self.threads, on_retry=self._retried, on_refused=self._refused
+        )
         self.seq = itertools.count()
         self.group = asyncio.TaskGroup()
         # The asyncio tasks running the family's tasks (workers, and tasks run
@@ -209,6 +211,9 @@ class Family:
 
     def _retried(self, args: Any) -> None:
         args._origin.pool._place.retried += 1
+
+    def _refused(self, args: Any) -> None:
+        args._origin.pool._place.refused += 1
 
     def _start(self, place: Place, handle: Handle[Any], worker: asyncio.Task[Any]) -> None:
         handle._state = State.RUNNING

@@ -24,6 +24,8 @@ EVENTS = (
     "task_failed",
     "task_cancelled",
     "circuit_changed",
+    "retry_refused",
+    "limit_changed",
 )
 
 Handlers = tuple[Callable[..., object], ...]
@@ -44,6 +46,8 @@ class HookSet:
     task_failed: Handlers
     task_cancelled: Handlers
     circuit_changed: Handlers
+    retry_refused: Handlers
+    limit_changed: Handlers
 
     @classmethod
     def of(cls, hooks: Iterable[object], base: type) -> HookSet | None:

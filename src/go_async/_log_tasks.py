@@ -17,8 +17,9 @@ R = TypeVar("R")
 class LogTasks(Hooks):
     """Logs what happens to each task: one fixed message per event, the details as fields.
 
-    The messages are ``"task started"`` (DEBUG), ``"task retried"``
-    (WARNING), ``"task succeeded"`` (at ``level``), ``"task failed"``
+    The messages are ``"task started"`` (DEBUG), ``"task retried"`` and
+    ``"task retry refused"`` (by the pool's retry budget; WARNING),
+    ``"task succeeded"`` (at ``level``), ``"task failed"``
     (ERROR, with the traceback) and ``"task cancelled"`` (WARNING), so that
     a log search or structlog's event name stays the same from task to
     task. Each record carries ``task_id``, ``task_name`` (its function's
@@ -53,6 +54,9 @@ class LogTasks(Hooks):
 
     def task_retried(self, args: Args[Any], error: Exception, attempt: int, wait: float) -> None:
         self._log(logging.WARNING, "task retried", args, attempt=attempt, wait=wait, error=repr(error))
+
+    def retry_refused(self, args: Args[Any], error: Exception, attempt: int) -> None:
+        self._log(logging.WARNING, "task retry refused", args, attempt=attempt, error=repr(error))
 
     def task_succeeded(self, args: Args[Any], seconds: float) -> None:
         self._log(self._level, "task succeeded", args, duration=seconds)

@@ -30,6 +30,7 @@ class Place:
         "parent",
         "per_tag",
         "queue",
+        "refused",
         "retried",
         "room_waiters",
         "running",
@@ -47,6 +48,7 @@ class Place:
         self.room_waiters: deque[asyncio.Future[None]] = deque()
         self.schedules: set[Any] = set()
         self.completed = self.failed = self.cancelled = self.retried = 0
+        self.refused = 0  # retries refused by the pool's retry budget
         self.per_tag: dict[str, int] = {}
         self.durations: deque[float] = deque(maxlen=DURATIONS_KEPT)
 
@@ -97,4 +99,5 @@ def stats_of(places: list[Place], *, dropped: int, elapsed: float) -> PoolStats:
         p95_duration=ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))] if ordered else None,
         per_tag=MappingProxyType(per_tag),
         dropped_failures=dropped,
+        retries_refused=sum(place.refused for place in places),
     )

@@ -4,23 +4,19 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import replace
-from functools import partial
 from types import TracebackType
-from typing import Any, Literal, Self, TypeVar, cast, overload
+from typing import Any, Self, TypeVar, cast
 
-from ._batch import Batch
+from ._adaptive import Adaptive
 from ._breaker import CircuitBreaker, CircuitState
-from ._calls import calls, check_mapping, check_tasks, refuse_to_block, size_of, stream
-from ._checks import positive_int
-from ._hookset import HookSet, emit
-from ._pool_options import PoolOptions
-from ._progress import ProgressChoice, progress_hooks
+from ._hookset import HookSet
+from ._pool_options import PoolOptions, concurrency
 from ._running import RunningPool
+from ._runs import Runs
 from ._settings import Settings
-from ._spec import describe
-from ._task import Args, Middleware, Task, check_middleware
+from ._task import Args, Middleware, check_middleware
 
 X = TypeVar("X")
 R = TypeVar("R")
@@ -62,6 +58,9 @@ class Hooks:
     def task_retried(self, args: Args[Any], error: Exception, attempt: int, wait: float) -> None:
         """Try number ``attempt`` failed with ``error``; the next starts in ``wait`` seconds."""
 
+    def retry_refused(self, args: Args[Any], error: Exception, attempt: int) -> None:
+        """Try ``attempt`` failed with ``error``, its final error: the pool's retry budget refused a retry."""
+
     def task_succeeded(self, args: Args[Any], seconds: float) -> None:
         """A task ended well, ``seconds`` after it started (retries included)."""
 
@@ -74,8 +73,11 @@ class Hooks:
     def circuit_changed(self, breaker: CircuitBreaker, state: CircuitState) -> None:
         """A task of this pool moved ``breaker`` to ``state`` (see ``CircuitBreaker``)."""
 
+    def limit_changed(self, old: int, new: int, reason: str) -> None:
+        """The pool's ``Adaptive`` limit went from ``old`` to ``new`` after an ``"ok"``/``"overload"`` try."""
 
-class Pool(PoolOptions):
+
+class Pool(Runs, PoolOptions):
     """Runs tasks at most ``limit`` at a time; ``None`` (the default) starts them all at once.
 
     ``go`` blocks (for scripts); ``await ago`` does the same in async code.
@@ -99,16 +101,16 @@ class Pool(PoolOptions):
 
     def __init__(
         self,
-        limit: int | None = None,
+        limit: int | Adaptive | None = None,
         *,
         middleware: Iterable[Middleware] = (),
         hooks: Iterable[Hooks] = (),
     ) -> None:
-        checked = None if limit is None else positive_int("Pool", "limit", limit)
-        layers = replace(Settings().layers, middleware=check_middleware("Pool(middleware)", middleware))
-        self._settings = _with_hooks(
-            Settings(limit=checked, layers=layers), check_hooks("Pool(hooks)", hooks)
+        most, adaptive = concurrency("Pool", limit)
+        layers = replace(
+            Settings().layers, middleware=check_middleware("Pool(middleware)", middleware), adaptive=adaptive
         )
+        self._settings = _with_hooks(Settings(limit=most, layers=layers), check_hooks("Pool(hooks)", hooks))
         self._errors: list[Exception] = []
         # The running pools that `async with` opened, by the asyncio task that opened them.
         self._open: dict[asyncio.Task[Any] | None, list[RunningPool]] = {}
@@ -153,161 +155,8 @@ class Pool(PoolOptions):
         """
         return self._errors.copy()
 
-    def go(self, tasks: Iterable[Task[Any, Any, Any]], *, progress: ProgressChoice = False) -> None:
-        """Run every task to its end, blocking until done; for scripts.
-
-        Raises ``RuntimeError`` inside a running event loop: use
-        ``await pool.ago(tasks)`` there. ``progress=True`` draws a progress
-        bar with tqdm, or rich if tqdm is not installed (``"tqdm"`` or
-        ``"rich"`` picks one): install ``go-async[tqdm]`` or ``go-async[rich]``.
-        """
-        refuse_to_block("Pool.go()", "await pool.ago(tasks)")
-        check_tasks(tasks)
-        bar = progress_hooks("Pool.go", progress, size_of(tasks), "go")
-        asyncio.run(self._drive(tasks, bar))
-
-    async def ago(self, tasks: Iterable[Task[Any, Any, Any]], *, progress: ProgressChoice = False) -> None:
-        """Run every task to its end; the async twin of ``go``.
-
-        ``tasks`` may be any iterable; a generator is consumed lazily, so with
-        a limit only ``limit`` tasks exist at once. A list or tuple is checked
-        whole before anything starts.
-        """
-        check_tasks(tasks)
-        await self._drive(tasks, progress_hooks("Pool.ago", progress, size_of(tasks), "go"))
-
-    async def _drive(
-        self,
-        tasks: Iterable[Task[Any, Any, Any]],
-        bar: object | None,
-        keep: Callable[[int, Any], object] | None = None,
-        deliver: Callable[[Any], Awaitable[object]] | None = None,
-        *,
-        settle: bool = False,
-    ) -> list[tuple[int, Exception]]:
-        # With `settle`, the tasks' failures are returned by position, not raised.
-        settings = (
-            self._settings if bar is None else _with_hooks(self._settings, (*self._settings.hooks, bar))
-        )
-        run = Batch(settings, keep, deliver)
-        events = settings.events
-        if events is not None:
-            emit(events.pool_started, self)
-        try:
-            await run.drive(tasks, settings.run_limit)
-        finally:
-            self._errors = run.errors()
-            if events is not None:
-                emit(events.pool_closed, self)
-        return run.raise_failures(settle=settle)
-
-    @overload
-    def map(
-        self,
-        fn: Callable[[X], Awaitable[R]],
-        inputs: Iterable[X],
-        *,
-        progress: ProgressChoice = ...,
-        return_exceptions: Literal[False] = ...,
-    ) -> list[R]: ...
-    @overload
-    def map(
-        self,
-        fn: Callable[[X], Awaitable[R]],
-        inputs: Iterable[X],
-        *,
-        progress: ProgressChoice = ...,
-        return_exceptions: Literal[True],
-    ) -> list[R | Exception]: ...
-    def map(
-        self,
-        fn: Callable[[X], Awaitable[R]],
-        inputs: Iterable[X],
-        *,
-        progress: ProgressChoice = False,
-        return_exceptions: bool = False,
-    ) -> list[R] | list[R | Exception]:
-        """``fn(x)`` for each of ``inputs``, run as tasks of this pool, in input order; blocks.
-
-        For scripts; ``await pool.amap(fn, inputs)`` is its async twin. Every
-        call runs to its end; if any failed, the failures are raised together
-        as ``go`` raises them, and no partial list is returned, unless
-        ``return_exceptions=True``: then each failed call's place in the list
-        holds its final error. ``progress`` is as in ``go``.
-
-        Example::
-
-            async def size(url: str) -> int: ...
-
-            sizes: list[int] = Pool(limit=8).map(size, urls)
-            either: list[int | Exception] = Pool(limit=8).map(size, urls, return_exceptions=True)
-        """
-        refuse_to_block("Pool.map()", "await pool.amap(fn, inputs)")
-        check_mapping("Pool.map", fn, inputs)
-        bar = progress_hooks("Pool.map", progress, size_of(inputs), describe(fn))
-        return asyncio.run(self._map(fn, inputs, bar, return_exceptions))
-
-    @overload
-    async def amap(
-        self,
-        fn: Callable[[X], Awaitable[R]],
-        inputs: Iterable[X],
-        *,
-        progress: ProgressChoice = ...,
-        return_exceptions: Literal[False] = ...,
-    ) -> list[R]: ...
-    @overload
-    async def amap(
-        self,
-        fn: Callable[[X], Awaitable[R]],
-        inputs: Iterable[X],
-        *,
-        progress: ProgressChoice = ...,
-        return_exceptions: Literal[True],
-    ) -> list[R | Exception]: ...
-    async def amap(
-        self,
-        fn: Callable[[X], Awaitable[R]],
-        inputs: Iterable[X],
-        *,
-        progress: ProgressChoice = False,
-        return_exceptions: bool = False,
-    ) -> list[R] | list[R | Exception]:
-        """``fn(x)`` for each of ``inputs``, in input order; the async twin of ``map``."""
-        check_mapping("Pool.amap", fn, inputs)
-        bar = progress_hooks("Pool.amap", progress, size_of(inputs), describe(fn))
-        return await self._map(fn, inputs, bar, return_exceptions)
-
-    async def _map(
-        self, fn: Callable[[X], Awaitable[R]], inputs: Iterable[X], bar: object | None, settle: bool
-    ) -> list[R | Exception]:
-        results: dict[int, R | Exception] = {}
-        failures = await self._drive(calls(fn, inputs), bar, results.__setitem__, settle=settle)
-        results.update(failures)
-        return [results[index] for index in range(len(results))]
-
-    def as_completed(
-        self, fn: Callable[[X], Awaitable[R]], inputs: Iterable[X], *, progress: ProgressChoice = False
-    ) -> AsyncGenerator[R, None]:
-        """``fn(x)`` for each of ``inputs``, yielded as each one ends, run as tasks of this pool.
-
-        Unread results stay bounded: ``limit`` wait for the reader, and a worker
-        whose result cannot join them waits with it (twice ``limit`` at most).
-        Once every result is out, the failures, if any, are raised together as
-        ``go`` raises them. Leaving the loop early cancels the calls still
-        running once the generator is closed (at once with
-        ``contextlib.aclosing``); the failures so far are then in ``errors()``.
-        ``progress`` is as in ``go``.
-
-        Example::
-
-            async with aclosing(Pool(limit=8).as_completed(fetch, urls)) as pages:
-                async for page in pages:
-                    print(page.title)
-        """
-        check_mapping("Pool.as_completed", fn, inputs)
-        bar = progress_hooks("Pool.as_completed", progress, size_of(inputs), describe(fn))
-        return stream(partial(self._drive, calls(fn, inputs), bar, None), self._settings.run_limit)
+    def _plus_hooks(self, settings: Settings, added: tuple[object, ...]) -> Settings:
+        return _with_hooks(settings, (*settings.hooks, *added))
 
     def __repr__(self) -> str:
         settings, layers = self._settings, self._settings.layers

@@ -6,9 +6,12 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any, Self, overload
 
+from ._adaptive import Adaptive
 from ._checks import positive_int, timeout_seconds
+from ._clock import Clock
 from ._rate import RateLimit, rate_limit
 from ._retry import DEFAULT_MAX_WAIT, RetryOn, RetryPolicy
+from ._retry_budget import RetryBudget, retry_budget
 from ._settings import Settings
 from ._task import Middleware, check_middleware
 
@@ -25,9 +28,10 @@ class PoolOptions:
 
     _settings: Settings
 
-    def with_limit(self, limit: int | None) -> Self:
-        """A copy of this pool that runs at most ``limit`` tasks at a time."""
-        return self._with(limit=None if limit is None else positive_int("Pool.with_limit", "limit", limit))
+    def with_limit(self, limit: int | Adaptive | None) -> Self:
+        """A copy of this pool that runs at most ``limit`` tasks at a time (or as ``Adaptive`` finds)."""
+        most, adaptive = concurrency("Pool.with_limit", limit)
+        return self._with(limit=most, layers=replace(self._settings.layers, adaptive=adaptive))
 
     def with_retry(
         self,
@@ -71,6 +75,42 @@ class PoolOptions:
         rate = None if limit is None else rate_limit("Pool.with_rate_limit", limit, per)
         return self._with_layers(rate=rate)
 
+    @overload
+    def with_retry_budget(self, budget: RetryBudget | None, /) -> Self: ...
+    @overload
+    def with_retry_budget(
+        self,
+        ratio: float = 0.2,
+        min_per_second: float = 10.0,
+        *,
+        window: float | timedelta = 10.0,
+        clock: Clock | None = None,
+    ) -> Self: ...
+    def with_retry_budget(
+        self,
+        ratio: RetryBudget | float | None = 0.2,
+        min_per_second: float = 10.0,
+        *,
+        window: float | timedelta = 10.0,
+        clock: Clock | None = None,
+    ) -> Self:
+        """A copy of this pool whose retries may add at most ``ratio`` of its recent first tries.
+
+        Every first try of a task that may retry deposits ``ratio`` tokens,
+        every retry takes one, both counted over the last ``window`` seconds;
+        a retry goes ahead while ``ratio * first_tries + min_per_second *
+        window - retries >= 1``, else its task fails with its last error (see
+        ``RetryBudget``). Every task of the pool shares it; pass a
+        ``RetryBudget`` to share one between pools, or ``None`` to remove it.
+
+        Example::
+
+            pool = Pool(limit=8).with_retry(5, 0.1).with_retry_budget(0.2, min_per_second=10, window=10)
+        """
+        where = "Pool.with_retry_budget"
+        budget = None if ratio is None else retry_budget(where, ratio, min_per_second, window, clock)
+        return self._with_layers(budget=budget)
+
     def with_middleware(self, *middleware: Middleware) -> Self:
         """A copy of this pool with ``middleware`` added inside what it had."""
         added = check_middleware("Pool.with_middleware", middleware)
@@ -91,3 +131,10 @@ class PoolOptions:
 
     def _with_layers(self, **changes: Any) -> Self:
         return self._with(layers=replace(self._settings.layers, **changes))
+
+
+def concurrency(where: str, limit: object) -> tuple[int | None, Adaptive | None]:
+    """A pool's ``limit`` as its number of workers and its adaptive limit, if it has one."""
+    if isinstance(limit, Adaptive):
+        return limit.max, limit  # as many workers as the limit may reach
+    return (None if limit is None else positive_int(where, "limit", limit)), None

@@ -112,12 +112,25 @@ def _retry_on(where: str, on: object) -> retry_base:
     raise TypeError(msg)
 
 
+class _Gated(stop_base):
+    # Stops when `gate` refuses the retry of the try that just failed.
+    def __init__(self, gate: Callable[[Exception, int], bool]) -> None:
+        self.gate = gate
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        outcome = retry_state.outcome
+        error = None if outcome is None else outcome.exception()
+        assert isinstance(error, Exception)  # only Exception is retried
+        return not self.gate(error, retry_state.attempt_number)
+
+
 async def retry_after(
     failure: Exception,
     call: Callable[[], Awaitable[R]],
     policy: RetryPolicy,
     on_retry: Callable[[Exception, int, float], object] | None = None,
     started: float | None = None,
+    gate: Callable[[Exception, int], bool] | None = None,
 ) -> R:
     """Try ``call`` again after its first try failed with ``failure``, as ``policy`` allows.
 
@@ -126,7 +139,9 @@ async def retry_after(
     never pays for it. ``started`` is when that try began (``time.monotonic()``,
     tenacity's clock), for a policy with a time budget. The last error is raised as it is.
     ``on_retry(error, attempt, wait)`` hears of each failed try that is
-    tried again, before the wait.
+    tried again, before the wait. ``gate(error, attempt)``, if given, is asked
+    last, once every other reason to stop says go on: ``False`` stops, and
+    ``error`` is raised (a retry budget's refusal, see ``RetryBudget``).
     """
     if policy.attempts == 1:
         raise failure
@@ -159,6 +174,8 @@ async def retry_after(
     stop: stop_base = stop_after_attempt(policy.attempts)
     if policy.within is not None:
         stop = stop | stop_before_delay(policy.within)
+    if gate is not None:
+        stop = stop | _Gated(gate)
     retrying = AsyncRetrying(
         stop=stop,
         wait=policy._tenacity_wait,

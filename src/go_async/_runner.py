@@ -2,7 +2,8 @@
 
 The layers, outermost first: hooks (``run``) → middleware → circuit breaker
 → retry (entered only after a first failure) → per try: rate limit →
-timeout → the function (a plain ``def`` in a thread). ``plan`` composes a
+room under an ``Adaptive`` limit → timeout → the function (a plain
+``def`` in a thread). ``plan`` composes a
 task's layers with its pool's once, into one callable whose awaitable is
 the outermost layer's own coroutine: a layer that is absent costs nothing,
 and one that is present adds its own work, not a wrapper around it.
@@ -23,8 +24,10 @@ from functools import partial
 from time import monotonic, perf_counter
 from typing import Any
 
+from ._adaptive import gated
 from ._breaker import CircuitBreaker
 from ._deadlines import Deadlines
+from ._explore import exploring, paused
 from ._hookset import HookSet, emit
 from ._rate import RateLimit
 from ._retry import RetryPolicy, retry_after
@@ -49,8 +52,11 @@ class Runner:
     """
 
     __slots__ = (
+        "_explored",
         "_layers",
         "_notify_circuit",
+        "_notify_limit",
+        "_on_refused",
         "_on_retry",
         "_plans",
         "_threads",
@@ -66,16 +72,21 @@ class Runner:
         threads: Threads | None = None,
         *,
         on_retry: Callable[[Any], object] | None = None,
+        on_refused: Callable[[Any], object] | None = None,
     ):
         self._layers = layers
         self.hooks = hooks
+        self._explored = exploring()  # seeded interleavings (see `_explore`): decided once per run
         self._threads = Threads(None) if threads is None else threads
         self.deadlines = Deadlines()
         self._notify_circuit = None
         if hooks is not None and hooks.circuit_changed:
             self._notify_circuit = partial(emit, hooks.circuit_changed)
+        self._notify_limit = None
+        if hooks is not None and hooks.limit_changed:
+            self._notify_limit = partial(emit, hooks.limit_changed)
         self.retried = 0
-        self._on_retry = on_retry
+        self._on_retry, self._on_refused = on_retry, on_refused
         # Plans by spec: every input of one task shares its spec. Bounded, as
         # a run may go through any number of specs.
         self._plans: dict[int, tuple[Spec, Call, Call]] = {}
@@ -84,7 +95,11 @@ class Runner:
     def bare(self) -> bool:
         """Whether a plain task (see ``Spec.plain``) needs nothing of this runner until it fails."""
         layers = self._layers
-        alone = self.hooks is None and not layers.middleware and layers.rate is None
+        alone = (
+            self.hooks is None and not layers.middleware and layers.rate is None and layers.adaptive is None
+        )
+        alone = alone and self._explored is None  # exploring: every task through `plan`, which pauses it
+        alone = alone and layers.budget is None  # a retry budget counts first tries: only `plan` does
         # A retry with a time budget times the first try too: only `plan` does.
         return alone and layers.timeout is None and (layers.retry is None or layers.retry.within is None)
 
@@ -160,9 +175,13 @@ class Runner:
         pool, own = self._layers, spec.layers
         if not spec.is_async or pool.middleware or own.middleware or self.hooks is not None:
             return None
+        if self._explored is not None:
+            return None  # each try pauses as the seed says: only `plan` does
+        if pool.adaptive is not None:
+            return None  # each try waits for room under the adaptive limit: only `plan` does
         retry = own.retry or pool.retry
-        if retry is not None and retry.within is not None:
-            return None  # a time budget times the first try too: only `plan` does
+        if retry is not None and (retry.within is not None or pool.budget is not None):
+            return None  # a time budget times the first try too, a retry budget counts it: only `plan` does
         rates = tuple(rate for rate in (pool.rate, own.rate) if rate is not None)
         return Inline(own.breaker, rates, self.time_limit(spec))
 
@@ -193,11 +212,15 @@ class Runner:
         timeout = self.time_limit(spec)
         if timeout is not None:
             call = self.deadlines.limit(call, timeout, partial(self.timed_out, timeout))
+        if pool.adaptive is not None:  # room under the limit, then the try (its time limit included)
+            call = partial(gated, pool.adaptive, call, notify=self._notify_limit)
         # A turn under a rate limit comes before the try: waiting for it is
         # not part of the try, nor of its time limit.
         for rate in (own.rate, pool.rate):
             if rate is not None:
                 call = _paced(call, rate)
+        if self._explored is not None:  # the seeded yields before each try, its turns included
+            call = paused(call, self._explored)
         return call
 
     def _compose(self, spec: Spec, attempt: Call) -> Call:
@@ -206,6 +229,8 @@ class Runner:
         retry = own.retry or pool.retry
         if retry is not None and retry.attempts > 1:
             call = self._retrying(call, retry)
+            if pool.budget is not None:
+                call = pool.budget.counting(call)
         if own.breaker is not None:
             call = self._guarded(call, own.breaker)
         middleware = pool.middleware + own.middleware
@@ -242,7 +267,8 @@ class Runner:
             self._on_retry(args)
         hooks = self.hooks
         heard = None if hooks is None or not hooks.task_retried else partial(emit, hooks.task_retried, args)
-        return await retry_after(failure, partial(attempt, args), policy, heard, started)
+        gate = None if (budget := self._layers.budget) is None else budget.gate(args, hooks, self._on_refused)
+        return await retry_after(failure, partial(attempt, args), policy, heard, started, gate)
 
     def _guarded(self, inner: Call, breaker: CircuitBreaker) -> Call:
         notify = self._notify_circuit

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import time
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any, TypeVar, overload
 
@@ -238,11 +239,13 @@ class RunningPool(RunningMap):
         """Counts and timings of this pool and its sub-pools, now."""
         family = self._family
         elapsed = time.monotonic() - family.opened
-        return stats_of(
+        counted = stats_of(
             self._place.tree(),
             dropped=family.failures.dropped,
             elapsed=elapsed,
         )
+        adaptive = family.settings.layers.adaptive
+        return replace(counted, concurrency_limit=family.limit if adaptive is None else adaptive.limit)
 
     def __repr__(self) -> str:
         state = "running" if self._place.accepting else "closed"

@@ -6,8 +6,9 @@ import asyncio
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
 from typing import Any, Literal, TypeVar, cast, overload
 
-from ._calls import calls, check_mapping
+from ._calls import Inputs, calls, check_mapping
 from ._handle import Handle, State
+from ._supply import MappedAsync
 from ._task import Task
 
 X = TypeVar("X")
@@ -20,7 +21,8 @@ class RunningMap:
     Each call is submitted as a task of this pool (its limit, retries,
     middleware and hooks apply), and waits for room in its queue like
     ``submit``. Cancelling the caller cancels the calls still queued or
-    running.
+    running. ``inputs`` may be an async iterable: its items are submitted
+    as they come, and it is closed once read.
 
     Example::
 
@@ -38,14 +40,14 @@ class RunningMap:
 
     @overload
     async def map(
-        self, fn: Callable[[X], Awaitable[V]], inputs: Iterable[X], *, return_exceptions: Literal[False] = ...
+        self, fn: Callable[[X], Awaitable[V]], inputs: Inputs[X], *, return_exceptions: Literal[False] = ...
     ) -> list[V]: ...
     @overload
     async def map(
-        self, fn: Callable[[X], Awaitable[V]], inputs: Iterable[X], *, return_exceptions: Literal[True]
+        self, fn: Callable[[X], Awaitable[V]], inputs: Inputs[X], *, return_exceptions: Literal[True]
     ) -> list[V | Exception]: ...
     async def map(
-        self, fn: Callable[[X], Awaitable[V]], inputs: Iterable[X], *, return_exceptions: bool = False
+        self, fn: Callable[[X], Awaitable[V]], inputs: Inputs[X], *, return_exceptions: bool = False
     ) -> list[V] | list[V | Exception]:
         """``fn(x)`` for each of ``inputs``, as tasks of this pool: their values in input order.
 
@@ -60,20 +62,20 @@ class RunningMap:
 
     @overload
     async def amap(
-        self, fn: Callable[[X], Awaitable[V]], inputs: Iterable[X], *, return_exceptions: Literal[False] = ...
+        self, fn: Callable[[X], Awaitable[V]], inputs: Inputs[X], *, return_exceptions: Literal[False] = ...
     ) -> list[V]: ...
     @overload
     async def amap(
-        self, fn: Callable[[X], Awaitable[V]], inputs: Iterable[X], *, return_exceptions: Literal[True]
+        self, fn: Callable[[X], Awaitable[V]], inputs: Inputs[X], *, return_exceptions: Literal[True]
     ) -> list[V | Exception]: ...
     async def amap(
-        self, fn: Callable[[X], Awaitable[V]], inputs: Iterable[X], *, return_exceptions: bool = False
+        self, fn: Callable[[X], Awaitable[V]], inputs: Inputs[X], *, return_exceptions: bool = False
     ) -> list[V] | list[V | Exception]:
         """``map`` by the name of ``Pool.amap``, so that code moves between the two unchanged."""
         check_mapping("RunningPool.amap", fn, inputs)
         return await self._map(fn, inputs, return_exceptions)
 
-    def as_completed(self, fn: Callable[[X], Awaitable[V]], inputs: Iterable[X]) -> AsyncGenerator[V, None]:
+    def as_completed(self, fn: Callable[[X], Awaitable[V]], inputs: Inputs[X]) -> AsyncGenerator[V, None]:
         """``fn(x)`` for each of ``inputs``, as tasks of this pool: each value as its call ends.
 
         Once every value is out, the failures, if any, are raised together
@@ -83,7 +85,7 @@ class RunningMap:
         return self._as_completed(fn, inputs)
 
     async def _as_completed(
-        self, fn: Callable[[X], Awaitable[V]], inputs: Iterable[X]
+        self, fn: Callable[[X], Awaitable[V]], inputs: Inputs[X]
     ) -> AsyncGenerator[V, None]:
         handles = await self._submit_all(fn, inputs)
         ended: asyncio.Queue[Handle[V]] = asyncio.Queue()
@@ -105,7 +107,7 @@ class RunningMap:
             raise ExceptionGroup(msg, [failures[seq] for seq in sorted(failures)])
 
     async def _map(
-        self, fn: Callable[[X], Awaitable[V]], inputs: Iterable[X], return_exceptions: bool
+        self, fn: Callable[[X], Awaitable[V]], inputs: Inputs[X], return_exceptions: bool
     ) -> list[V | Exception]:
         handles = await self._submit_all(fn, inputs)
         try:
@@ -129,11 +131,19 @@ class RunningMap:
             raise ExceptionGroup(msg, failures)
         return results
 
-    async def _submit_all(self, fn: Callable[[X], Awaitable[V]], inputs: Iterable[X]) -> list[Handle[V]]:
+    async def _submit_all(self, fn: Callable[[X], Awaitable[V]], inputs: Inputs[X]) -> list[Handle[V]]:
         handles: list[Handle[V]] = []
+        tasks = calls(fn, inputs)
         try:
-            for task in calls(fn, inputs):
-                handles.append(await self.submit(task))  # noqa: PERF401 - kept as they come, for the except
+            if isinstance(tasks, MappedAsync):
+                try:
+                    async for task in tasks:
+                        handles.append(await self.submit(task))  # noqa: PERF401 - as they come, for the except
+                finally:
+                    await tasks.aclose()
+            else:
+                for task in cast("Iterable[Task[X, X, V]]", tasks):
+                    handles.append(await self.submit(task))  # noqa: PERF401 - kept as they come, for the except
         except BaseException:
             _cancel_unfinished(handles)
             raise

@@ -14,10 +14,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._adaptive import Adaptive
 from ._breaker import CircuitBreaker
 from ._drain import Drain
 from ._rate import RateLimit
 from ._retry import RetryPolicy
+from ._retry_budget import RetryBudget
 
 # What a middleware is, to the records and the runner: an async callable of
 # (args, call_next). Its typed protocol, `Middleware`, lives with `Args`.
@@ -37,6 +39,10 @@ class Layers:
     retry: RetryPolicy | None = None
     rate: RateLimit | None = None
     timeout: float | None = None
+    # A pool's adaptive limit on the tries running at once (a pool's only: see `Adaptive`).
+    adaptive: Adaptive | None = None
+    # A pool's cap on its tasks' retries (a pool's only: see `RetryBudget`).
+    budget: RetryBudget | None = None
 
 
 NO_LAYERS = Layers()

@@ -14,7 +14,8 @@ class PoolStats:
     tasks ended per second since the pool opened; ``per_tag`` counts the
     submitted tasks that carry each tag. ``dropped_failures`` counts the
     failures nobody retrieved beyond the ones the pool keeps for its block's
-    end (see ``RunningPool``).
+    end (see ``RunningPool``). ``retries_refused`` counts the retries that the
+    pool's ``RetryBudget`` refused (each ended its task with its last error).
 
     Example::
 
@@ -33,3 +34,6 @@ class PoolStats:
     p95_duration: float | None
     per_tag: Mapping[str, int]
     dropped_failures: int = 0
+    retries_refused: int = 0
+    # How many tries may run at once now: the limit, or where an Adaptive one stands.
+    concurrency_limit: int | None = None

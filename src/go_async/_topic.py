@@ -8,6 +8,7 @@ from collections import deque
 from types import TracebackType
 from typing import Generic, Literal, Protocol, Self, TypeVar, get_args
 
+from . import _explore
 from ._checks import label, positive_int
 
 T = TypeVar("T")
@@ -36,8 +37,10 @@ class Topic(Generic[T]):
     - ``"drop_newest"``: the subscriber does not get the new message.
 
     Dropped messages are counted on the subscription and on the topic
-    (``dropped``), never lost silently. A plain ``def`` task publishes with
-    ``publish_from_thread``. ``close()`` ends every subscription once its
+    (``dropped``), never lost silently. Each message reaches the subscribers
+    in the order they subscribed, or, while interleavings are explored
+    (``set_testing(explore=seed)``), in an order drawn from the seed. A plain
+    ``def`` task publishes with ``publish_from_thread``. ``close()`` ends every subscription once its
     buffered messages are read. A running pool's topics
     (``pool.topic(name, kind)``) close when the pool does.
 
@@ -118,12 +121,18 @@ class Topic(Generic[T]):
         """Send ``message`` to every subscriber; with ``when_full="wait"``, wait for room."""
         self._check_open()
         if self._when_full != "wait":
-            for subscription in self._subscribers:
+            subscribers = self._subscribers
+            if _explore.active is not None:  # exploring: the order of delivery is drawn from the seed
+                subscribers = _explore.active.order(subscribers)
+            for subscription in subscribers:
                 subscription._offer(message)
             return
         async with self._delivering:
             self._check_open()
-            for subscription in list(self._subscribers):
+            subscribers = list(self._subscribers)
+            if _explore.active is not None:  # exploring: the order of delivery is drawn from the seed
+                subscribers = _explore.active.order(subscribers)
+            for subscription in subscribers:
                 await subscription._put(message)
             if self._closed:
                 msg = f"Topic.publish(): the topic {self.name!r} closed while the message waited for room"

@@ -47,10 +47,13 @@ class OpenTelemetry(Hooks):
     error status. The metrics follow ``stats()``: the counters
     ``go_async.tasks.completed``, ``.failed``, ``.retried`` (tasks retried at
     least once), ``.cancelled`` and ``.tagged`` (per ``go_async.tag``), the
+    counter ``go_async.retries.refused`` of retries a ``RetryBudget`` refused, the
     up-down counters ``go_async.tasks.running`` and ``.queued``, and the
     histogram ``go_async.task.duration`` in seconds; and the counter
     ``go_async.circuit.changes`` of circuit breakers' state changes, per
-    ``go_async.circuit`` and ``go_async.circuit.state``. Without providers,
+    ``go_async.circuit`` and ``go_async.circuit.state``; with an ``Adaptive``
+    limit, the up-down counter ``go_async.concurrency.limit``, moved by each
+    change (so it reads the limit above its start). Without providers,
     the global ones are used.
 
     Example::
@@ -73,6 +76,9 @@ class OpenTelemetry(Hooks):
         self._retried = meter.create_counter(
             "go_async.tasks.retried", "{task}", "Tasks retried at least once"
         )
+        self._refused = meter.create_counter(
+            "go_async.retries.refused", "{retry}", "Retries refused by the pool's retry budget"
+        )
         self._cancelled = meter.create_counter("go_async.tasks.cancelled", "{task}", "Tasks cancelled")
         self._tagged = meter.create_counter("go_async.tasks.tagged", "{task}", "Tasks run, per tag")
         self._running = meter.create_up_down_counter("go_async.tasks.running", "{task}", "Tasks running")
@@ -82,6 +88,9 @@ class OpenTelemetry(Hooks):
         )
         self._circuit_changes = meter.create_counter(
             "go_async.circuit.changes", "{change}", "Circuit breakers' changes of state"
+        )
+        self._limit = meter.create_up_down_counter(
+            "go_async.concurrency.limit", "{try}", "An adaptive limit's changes, by how much"
         )
         # The ids of the tasks now queued or running, to know what a cancellation ends.
         self._waiting: set[str] = set()
@@ -139,6 +148,13 @@ class OpenTelemetry(Hooks):
             {"go_async.attempt": attempt, "go_async.wait": wait, "exception.type": type(error).__name__},
         )
 
+    def retry_refused(self, args: Args[Any], error: Exception, attempt: int) -> None:
+        """Count a retry refused by the retry budget, and add a ``retry_refused`` event to the task's span."""
+        self._refused.add(1, _attributes(args))
+        trace.get_current_span().add_event(
+            "retry_refused", {"go_async.attempt": attempt, "exception.type": type(error).__name__}
+        )
+
     def task_succeeded(self, args: Args[Any], seconds: float) -> None:
         """Count a success and record its duration."""
         self._end(args)
@@ -165,6 +181,10 @@ class OpenTelemetry(Hooks):
         self._circuit_changes.add(
             1, {"go_async.circuit": breaker.name, "go_async.circuit.state": state.value}
         )
+
+    def limit_changed(self, old: int, new: int, reason: str) -> None:
+        """Move the adaptive limit's up-down counter by the change, with its reason."""
+        self._limit.add(new - old, {"go_async.concurrency.reason": reason})
 
     def _end(self, args: Args[Any]) -> None:
         if args.id in self._active:

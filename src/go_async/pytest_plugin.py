@@ -3,6 +3,7 @@
 pytest loads it from go_async's entry point, and it leaves alone every test that does not ask
 for it. A test marked ``@pytest.mark.go_async`` (or requesting the ``go_async_testing``
 fixture) runs with every pool at one task at a time in submission order (as ``STAGE=test``),
+or, with ``explore=``, at its real limit in a seeded interleaving (as ``set_testing(explore=...)``),
 with instant, recorded retry waits and seeded jitter (as ``set_testing``); as an ``async def``,
 it runs in a fresh event loop, and it fails with an explanation instead of hanging when it
 waits on real time while its ``ManualClock`` stands still.
@@ -39,12 +40,13 @@ __all__ = ["GoAsyncTesting", "go_async_testing", "manual_clock"]
 
 _MARKER = "go_async"
 _HELP = (
-    "go_async(seed=None, hang_timeout=None): run the test as go_async's tests want: pools one task at "
-    "a time in submission order, instant recorded retry waits with jitter from `seed`, async def run "
-    "in a fresh event loop, a ManualClock hang failed after `hang_timeout` idle seconds."
+    "go_async(seed=None, hang_timeout=None, explore=None): run the test as go_async's tests want: pools "
+    "one task at a time in submission order (or, with `explore`, an int or True for `seed`, at their limit "
+    "in the interleaving that seed draws), instant recorded retry waits with jitter from `seed`, async def "
+    "run in a fresh event loop, a ManualClock hang failed after `hang_timeout` idle seconds."
 )
 _SESSION_SEED = pytest.StashKey[tuple[int, bool]]()  # the seed, and whether chosen at random
-_TEST_SEED = pytest.StashKey[tuple[int, bool]]()  # the seed, and whether the marker chose it
+_TEST_SEED = pytest.StashKey[tuple[int, bool, int | None]]()  # the seed, whether the marker chose it, explore
 _CLOCK_USED = pytest.StashKey[bool]()
 # Tests that these plugins run: the go_async marker still sets the test up, they run it.
 _OTHER_RUNNERS = ("asyncio", "anyio", "trio")
@@ -55,7 +57,8 @@ class GoAsyncTesting:
     """What the ``go_async_testing`` fixture gives a test: its ``seed`` and its retries' ``log``.
 
     ``log.waits`` lists each backoff wait that retries asked for, in seconds, in order; none
-    was really waited. ``seed`` seeded their jitter (and schedules' jitter).
+    was really waited. ``seed`` seeded their jitter (and schedules' jitter). ``explore`` is the seed
+    of the interleaving explored (``@pytest.mark.go_async(explore=...)``), else None.
 
     Example::
 
@@ -67,6 +70,7 @@ class GoAsyncTesting:
 
     seed: int
     log: WaitLog
+    explore: int | None = None
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -118,12 +122,14 @@ def go_async_testing(request: pytest.FixtureRequest) -> Iterator[GoAsyncTesting]
             assert Pool(limit=10).map(fetch, urls) == pages  # one at a time, in order
     """
     seed, from_marker = _seed(request.node)
-    request.node.stash[_TEST_SEED] = (seed, from_marker)
+    explore = _options(request.node)[2]
+    explore = seed if explore is True else explore  # STAGE=test gives way to it: see `effective_limit`
+    request.node.stash[_TEST_SEED] = (seed, from_marker, explore)
     stage = os.environ.get("STAGE")
     os.environ["STAGE"] = "test"
     try:
-        with set_testing(seed=seed) as log:
-            yield GoAsyncTesting(seed, log)
+        with set_testing(seed=seed, explore=explore) as log:
+            yield GoAsyncTesting(seed, log, explore)
     finally:
         if stage is None:
             os.environ.pop("STAGE", None)
@@ -183,32 +189,36 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
 def pytest_runtest_makereport(item: pytest.Item) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
     if report.failed and _TEST_SEED in item.stash:
-        seed, from_marker = item.stash[_TEST_SEED]
+        seed, from_marker, explore = item.stash[_TEST_SEED]
         how = "set by the test's marker" if from_marker else f"replay with --go-async-seed={seed}"
+        if explore is not None:
+            how += f"; interleaving explored: replay with @pytest.mark.go_async(explore={explore})"
         report.sections.append(("go_async", f"go_async seed: {seed} ({how})"))
     return report
 
 
-def _options(item: pytest.Item) -> tuple[int | None, float]:
-    """The marker's seed (None: not given) and the hang timeout, checked."""
+def _options(item: pytest.Item) -> tuple[int | None, float, int | bool | None]:
+    """The marker's seed (None: not given), the hang timeout and ``explore``, checked."""
     marker = item.get_closest_marker(_MARKER)
     args: tuple[Any, ...] = () if marker is None else marker.args
     kwargs: Mapping[str, Any] = {} if marker is None else marker.kwargs
-    unknown = sorted(set(kwargs) - {"seed", "hang_timeout"})
+    unknown = sorted(set(kwargs) - {"seed", "hang_timeout", "explore"})
     if args or unknown:
         pytest.fail(
-            f"@pytest.mark.go_async takes only the keywords seed= and hang_timeout=, "
+            f"@pytest.mark.go_async takes only the keywords seed=, hang_timeout= and explore=, "
             f"got {', '.join([*map(repr, args), *unknown])}",
             pytrace=False,
         )
     seed = kwargs.get("seed")
     if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
         pytest.fail(f"@pytest.mark.go_async(seed=...) must be an int, got {seed!r}", pytrace=False)
+    if (explore := kwargs.get("explore")) is not None and not isinstance(explore, int):  # True: the seed
+        pytest.fail(f"@pytest.mark.go_async(explore=) must be an int or True, got {explore!r}", pytrace=False)
     where = "@pytest.mark.go_async(hang_timeout=...)"
     timeout = kwargs.get("hang_timeout")
     if timeout is None:
         where, timeout = "the go_async_hang_timeout ini option", item.config.getini("go_async_hang_timeout")
-    return seed, _number(timeout, where)
+    return seed, _number(timeout, where), None if explore is False else explore  # False: not explored
 
 
 def _number(value: object, where: str) -> float:
@@ -222,7 +232,9 @@ def _number(value: object, where: str) -> float:
 
 
 def _seed(item: pytest.Item) -> tuple[int, bool]:
-    seed = _options(item)[0]
+    seed, _, explore = _options(item)
+    if seed is None and explore is not None and explore is not True:
+        return explore, True  # the explored seed seeds jitter too
     return (item.config.stash[_SESSION_SEED][0], False) if seed is None else (seed, True)
 
 

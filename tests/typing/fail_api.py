@@ -3,6 +3,7 @@
 mypy runs with warn_unused_ignores, so a marked line that stops failing is an error.
 """
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -15,6 +16,7 @@ from go_async import (
     Hooks,
     Pool,
     RateLimit,
+    RetryBudget,
     Task,
     Topic,
     call,
@@ -159,6 +161,9 @@ async def talks_wrong() -> None:
 Task(fetch).with_rate_limit("10/s")  # type: ignore[call-overload]
 Task(fetch).with_rate_limit(RateLimit(1), per=2)  # type: ignore[call-overload]
 Task(fetch).with_circuit_breaker("payments")  # type: ignore[arg-type]
+# A retry budget is a RetryBudget, or its ratio with the rest of its arguments.
+Pool().with_retry_budget(RetryBudget(), 5)  # type: ignore[call-overload]
+Pool().with_retry_budget("20%")  # type: ignore[call-overload]
 
 
 class WrongCircuitHook(Hooks):
@@ -212,3 +217,16 @@ async def send_badly(remote: Remote) -> None:
     remote.call(shout, "a").after("soon")  # type: ignore[arg-type]
     await takes_an_int(await remote.result(shout, "id"))  # type: ignore[arg-type]
     remote_tasks.task("late", retry=3)  # type: ignore[call-overload]
+
+
+async def async_inputs_badly() -> None:
+    async def numbers() -> AsyncIterator[int]:
+        yield 1
+
+    async def needs_text(text: str) -> str:
+        return text
+
+    await Pool().amap(needs_text, numbers())  # type: ignore[arg-type]
+    await takes_an_int((await Pool().amap(to_text, numbers()))[0])  # type: ignore[arg-type]
+    await Pool().ago(numbers())  # type: ignore[arg-type]
+    await Pool().ago([], checkpoint=3)  # type: ignore[arg-type]

@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Any, TypeVar, assert_type
 
 from go_async import (
+    Adaptive,
     Args,
     CallNext,
     CatchErrors,
@@ -24,6 +25,7 @@ from go_async import (
     Pool,
     PoolStats,
     RateLimit,
+    RetryBudget,
     RunningPool,
     Schedule,
     Subscription,
@@ -159,6 +161,9 @@ payments = CircuitBreaker("payments", failures=3, cooldown=5)
 guarded = Task(fetch).with_rate_limit(api).with_rate_limit(5, per=2).with_circuit_breaker(payments)
 assert_type(guarded, Task[User])
 assert_type(Pool().with_rate_limit(100).with_rate_limit(api).with_rate_limit(None), Pool)
+budget = RetryBudget(0.2, 10, window=timedelta(seconds=10), clock=ManualClock())
+assert_type(Pool().with_retry_budget(0.1, window=5).with_retry_budget(budget).with_retry_budget(None), Pool)
+assert_type(budget.balance(), float)
 assert_type(payments.state, CircuitState)
 
 
@@ -285,3 +290,9 @@ with set_testing(seed=3) as log:
     asyncio.run(main())
     asyncio.run(serve())
     asyncio.run(typed_results())
+
+
+# An adaptive limit goes where a number does; its limit reads as an int.
+adaptive = Adaptive(min=1, max=20, overload=(ConnectionError, TimeoutError), tolerance=1.5)
+assert_type(Pool(limit=adaptive).with_limit(adaptive).limit, int | None)
+assert_type(adaptive.limit, int)

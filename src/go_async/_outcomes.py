@@ -1,0 +1,47 @@
+"""What a run of ``go``/``ago``/``map``/``as_completed`` records of its failures, and raises at its end."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from operator import itemgetter
+from typing import Any
+
+from ._task import Args, name_failure
+
+
+class Outcomes:
+    """A run's failures by position, and its tasks iterable's own error; ``Batch`` is one."""
+
+    __slots__ = ("_errors", "_on_failed", "_source_error", "_total")
+
+    def __init__(self) -> None:
+        self._errors: list[tuple[int, Exception]] = []
+        self._source_error: Exception | None = None
+        self._total = 0
+        # Told the position of each task that failed (a resumable run's `Resume`).
+        self._on_failed: Callable[[int], object] | None = None
+
+    def _failed(self, index: int, args: Args[Any], error: Exception) -> None:
+        name_failure(error, args)
+        self._errors.append((index, error))
+        if self._on_failed is not None:
+            self._on_failed(index)
+
+    def errors(self) -> list[Exception]:
+        """The final error of each failed task, in submission order."""
+        return [error for _, error in sorted(self._errors, key=itemgetter(0))]
+
+    def raise_failures(self, *, settle: bool = False) -> list[tuple[int, Exception]]:
+        """Raise what went wrong: the tasks iterable's error, else all task errors.
+
+        With ``settle`` the task errors are returned instead, with their positions.
+        """
+        errors = self.errors()
+        if self._source_error is not None:
+            if errors:
+                self._source_error.add_note(f"{len(errors)} tasks failed too: see pool.errors()")
+            raise self._source_error
+        if errors and not settle:
+            msg = f"{len(errors)} of {self._total} tasks failed"
+            raise ExceptionGroup(msg, errors)
+        return self._errors

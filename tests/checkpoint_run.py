@@ -1,0 +1,43 @@
+"""A resumable run for tests/test_checkpoint.py, in a process of its own that the test may SIGKILL.
+
+    python tests/checkpoint_run.py CHECKPOINT RUNS N LIMIT BLOCK_FROM
+
+Each task appends its input to the file RUNS as it starts. With BLOCK_FROM >= 0,
+every task from that position on waits forever; once the saved progress shows
+every task before it ended and every worker waiting, the script prints
+"ready" on stdout (the test then kills it). With BLOCK_FROM < 0 it runs to the end.
+"""
+
+import asyncio
+import os
+import sys
+
+from go_async import Args, Pool, RunProgress, SqliteCheckpoint, Task
+
+
+def main(path: str, runs: str, n: int, limit: int, block_from: int) -> None:
+    log = os.open(runs, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    kept = SqliteCheckpoint(path)
+    waiting = frozenset(range(block_from, min(block_from + limit, n)) if block_from >= 0 else ())
+
+    class Watched:
+        """The file's checkpoint; it tells the test once the progress saved is where the run stands still."""
+
+        def load(self) -> RunProgress | None:
+            return kept.load()
+
+        def save(self, progress: RunProgress) -> None:
+            kept.save(progress)
+            if waiting and progress.unfinished == waiting and progress.started == max(waiting) + 1:
+                print("ready", flush=True)
+
+    async def work(args: Args[int]) -> None:
+        os.write(log, f"{args.input}\n".encode())
+        if 0 <= block_from <= args.input:
+            await asyncio.Event().wait()
+
+    Pool(limit=limit).go((Task(work).with_input(i) for i in range(n)), checkpoint=Watched())
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]))

@@ -1,0 +1,217 @@
+"""Resumable runs: go/ago with checkpoint= (issue 20, part 2)."""
+
+import asyncio
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+from collections import Counter
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from go_async import Args, Checkpoint, Pool, RunProgress, SqliteCheckpoint, Task
+
+SCRIPT = Path(__file__).parent / "checkpoint_run.py"
+
+
+def ran(runs: Path) -> Counter[int]:
+    return Counter(int(line) for line in runs.read_text().split())
+
+
+def saved(path: Path) -> tuple[int, RunProgress]:
+    """The checkpoint's rows, and the progress it holds."""
+    with sqlite3.connect(path) as db:
+        rows = db.execute("SELECT COUNT(*) FROM go_async_progress").fetchone()[0]
+    progress = SqliteCheckpoint(path).load()
+    assert progress is not None
+    return rows, progress
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_a_killed_run_resumes_where_it_stood(tmp_path: Path, data: st.DataObject) -> None:
+    """SIGKILLed at a point hypothesis picks, a rerun runs every task, and at most limit of them twice."""
+    n = data.draw(st.integers(1, 300), label="n")
+    limit = data.draw(st.integers(1, 6), label="limit")
+    kill_at = data.draw(st.integers(0, n - 1), label="kill_at")
+    case = tmp_path / f"{n}-{limit}-{kill_at}"
+    case.mkdir()
+    path, runs = case / "run.sqlite", case / "runs"
+    argv = [sys.executable, str(SCRIPT), str(path), str(runs), str(n), str(limit)]
+    with subprocess.Popen([*argv, str(kill_at)], stdout=subprocess.PIPE, text=True) as first:
+        assert first.stdout is not None
+        watchdog = threading.Timer(60, first.kill)  # never ready: end it, and fail below, not hang
+        watchdog.start()
+        try:
+            assert first.stdout.readline() == "ready\n"  # its progress is saved, its workers all wait
+        finally:
+            watchdog.cancel()
+        first.send_signal(signal.SIGKILL)
+    assert first.returncode == -signal.SIGKILL
+    subprocess.run([*argv, "-1"], check=True, timeout=60)
+    counts = ran(runs)
+    assert set(counts) == set(range(n))
+    twice = [i for i, times in counts.items() if times > 1]
+    assert len(twice) <= limit
+    assert max(counts.values()) <= 2
+    rows, progress = saved(path)
+    assert rows == 1
+    assert progress.started == n
+    assert progress.unfinished == frozenset()
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(n=st.integers(1, 200), limit=st.integers(1, 8), data=st.data())
+def test_a_cancelled_run_resumes_and_its_checkpoint_stays_small(
+    tmp_path: Path, n: int, limit: int, data: st.DataObject
+) -> None:
+    """Cancelled with limit tasks waiting, the rerun runs only those again; the saved state is O(limit)."""
+    stop_at = data.draw(st.integers(0, n - 1), label="stop_at")
+    path = tmp_path / f"{n}-{limit}-{stop_at}.sqlite"
+    counts: Counter[int] = Counter()
+    waiting: set[int] = set()
+    block = True
+
+    async def work(args: Args[int]) -> None:
+        counts[args.input] += 1
+        if block and args.input >= stop_at:
+            waiting.add(args.input)
+            await asyncio.Event().wait()
+
+    def tasks() -> list[Task[int, int, None]]:
+        return [Task(work).with_input(i) for i in range(n)]
+
+    async def first() -> None:
+        run = asyncio.ensure_future(Pool(limit=limit).ago(iter(tasks()), checkpoint=path))
+        while len(waiting) < min(limit, n - stop_at):
+            await asyncio.sleep(0)
+        run.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await run
+
+    asyncio.run(first())
+    rows, progress = saved(path)
+    assert rows == 1
+    assert progress.unfinished == frozenset(waiting)
+    assert len(progress.unfinished) <= limit
+    block = False
+    Pool(limit=limit).go(tasks(), checkpoint=path)
+    assert set(counts) == set(range(n))
+    assert {i for i, times in counts.items() if times == 2} == waiting
+    assert saved(path) == (1, RunProgress(progress.run_id, n, frozenset()))
+
+
+def test_the_state_does_not_grow_with_the_number_of_tasks(tmp_path: Path) -> None:
+    """Many tasks or few, the file holds one row of a few bytes."""
+    sizes: list[int] = []
+    for n in (10, 20_000):
+        path = tmp_path / f"{n}.sqlite"
+
+        async def work(args: Args[int]) -> None:
+            await asyncio.sleep(0)
+
+        Pool(limit=4).go((Task(work).with_input(i) for i in range(n)), checkpoint=path)
+        with sqlite3.connect(path) as db:
+            sizes.append(db.execute("PRAGMA page_count").fetchone()[0])
+        assert saved(path)[0] == 1
+    assert sizes[0] == sizes[1]
+
+
+async def fails_on_three(args: Args[int]) -> None:
+    if args.input == 3:
+        raise ValueError("three")
+
+
+def test_a_failed_task_is_finished_and_reported_in_its_own_run_only(tmp_path: Path) -> None:
+    path = tmp_path / "run.sqlite"
+    seen: list[int] = []
+
+    async def work(args: Args[int]) -> None:
+        seen.append(args.input)
+        await fails_on_three(args)
+
+    with pytest.raises(ExceptionGroup):
+        Pool(limit=2).go((Task(work).with_input(i) for i in range(6)), checkpoint=path)
+    Pool(limit=2).go((Task(work).with_input(i) for i in range(6)), checkpoint=path)  # nothing left to run
+    assert sorted(seen) == list(range(6))
+    # Two inputs more change the fingerprint of the first 16: a run_id names them instead.
+    with pytest.raises(ValueError, match="holds the progress of other inputs"):
+        Pool(limit=2).go([Task(work).with_input(i) for i in range(8)], checkpoint=path)
+    named = tmp_path / "named.sqlite"
+    with pytest.raises(ExceptionGroup):
+        Pool(limit=2).go([Task(work).with_input(i) for i in range(6)], checkpoint=named, run_id="numbers")
+    Pool(limit=2).go([Task(work).with_input(i) for i in range(8)], checkpoint=named, run_id="numbers")
+    assert sorted(seen) == sorted([*range(6), *range(6), 6, 7])
+
+
+def test_a_checkpoint_for_other_inputs_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "run.sqlite"
+    Pool().go((Task(fails_on_three).with_input(i) for i in range(3)), checkpoint=path)
+    kept = saved(path)
+    with pytest.raises(ValueError, match=r"Pool\.go: checkpoint '.*run\.sqlite' holds the progress of other"):
+        Pool().go((Task(fails_on_three).with_input(i) for i in range(1, 4)), checkpoint=path)
+    assert saved(path) == kept  # the refused run left the checkpoint as it was
+    Pool().go([Task(fails_on_three).with_input(5)], checkpoint=tmp_path / "named.sqlite", run_id="batch-7")
+    with pytest.raises(ValueError, match="'batch-7', not 'batch-8'"):
+        Pool().go(
+            [Task(fails_on_three).with_input(5)], checkpoint=tmp_path / "named.sqlite", run_id="batch-8"
+        )
+
+
+def test_a_corrupt_or_foreign_file_is_refused_by_name(tmp_path: Path) -> None:
+    corrupt = tmp_path / "corrupt.sqlite"
+    corrupt.write_bytes(b"this is not a database, not at all" * 100)
+    with pytest.raises(ValueError, match=r"checkpoint '.*corrupt\.sqlite' is not a go_async checkpoint"):
+        Pool().go([Task(fails_on_three).with_input(1)], checkpoint=corrupt)
+    foreign = tmp_path / "foreign.sqlite"
+    with sqlite3.connect(foreign) as db:
+        db.execute("CREATE TABLE users (name TEXT)")
+    with pytest.raises(
+        ValueError, match=r"checkpoint '.*foreign\.sqlite' is another database: tables \['users'\]"
+    ):
+        Pool().go([Task(fails_on_three).with_input(1)], checkpoint=str(foreign))
+
+
+def test_bad_arguments_are_refused() -> None:
+    with pytest.raises(TypeError, match="checkpoint must be a file path or a Checkpoint"):
+        Pool().go([], checkpoint=3)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="run_id names the inputs of a checkpoint: pass checkpoint= too"):
+        Pool().go([], run_id="x")
+
+
+def test_any_checkpoint_object_and_async_inputs(tmp_path: Path) -> None:
+    class InMemory:
+        def __init__(self) -> None:
+            self.saves = 0
+            self.progress: RunProgress | None = None
+
+        def load(self) -> RunProgress | None:
+            return self.progress
+
+        def save(self, progress: RunProgress) -> None:
+            self.saves += 1
+            self.progress = progress
+
+    memory = InMemory()
+    assert isinstance(memory, Checkpoint)
+    seen: list[int] = []
+
+    async def work(args: Args[int]) -> None:
+        seen.append(args.input)
+
+    async def main() -> None:
+        async def numbers(n: int) -> AsyncIterator[Task[int, int, None]]:
+            for i in range(n):
+                yield Task(work).with_input(i)
+
+        await Pool(limit=3).ago(numbers(500), checkpoint=memory)
+        await Pool(limit=3).ago(numbers(501), checkpoint=memory)
+
+    asyncio.run(main())
+    assert sorted(seen) == list(range(501))
+    assert memory.saves <= 4  # a few writes in all, not one per task
