@@ -215,3 +215,71 @@ def test_any_checkpoint_object_and_async_inputs(tmp_path: Path) -> None:
     asyncio.run(main())
     assert sorted(seen) == list(range(501))
     assert memory.saves <= 4  # a few writes in all, not one per task
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(n=st.integers(1, 120), limit=st.integers(1, 6), data=st.data())
+def test_a_resumed_map_returns_every_value_in_order_and_reruns_only_what_did_not_end(
+    tmp_path: Path, n: int, limit: int, data: st.DataObject
+) -> None:
+    """A map cancelled mid-run, then resumed: the whole list, each call run once but the cut ones."""
+    stop_at = data.draw(st.integers(0, n - 1), label="stop_at")
+    path = tmp_path / f"map-{n}-{limit}-{stop_at}.sqlite"
+    counts: Counter[int] = Counter()
+    waiting: set[int] = set()
+    block = True
+
+    async def square(x: int) -> int:
+        counts[x] += 1
+        if block and x >= stop_at:
+            waiting.add(x)
+            await asyncio.Event().wait()
+        return x * x
+
+    async def first() -> None:
+        run = asyncio.ensure_future(Pool(limit=limit).amap(square, range(n), checkpoint=path))
+        while len(waiting) < min(limit, n - stop_at):
+            await asyncio.sleep(0)
+        run.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await run
+
+    asyncio.run(first())
+    block = False
+    assert Pool(limit=limit).map(square, range(n), checkpoint=path) == [x * x for x in range(n)]
+    assert set(counts) == set(range(n))
+    assert {x for x, times in counts.items() if times == 2} == waiting  # only the cut ones ran twice
+    assert len(waiting) <= limit
+
+
+def test_a_resumed_map_runs_its_failures_again(tmp_path: Path) -> None:
+    path = tmp_path / "map.sqlite"
+    broken = {3}
+    counts: Counter[int] = Counter()
+
+    async def halve(x: int) -> int:
+        counts[x] += 1
+        if x in broken:
+            raise ValueError(x)
+        return x // 2
+
+    either = Pool(limit=2).map(halve, range(6), checkpoint=path, return_exceptions=True)
+    assert isinstance(either[3], ValueError)
+    assert [value for index, value in enumerate(either) if index != 3] == [0, 0, 1, 2, 2]
+    broken.clear()  # fixed: the resumed map runs only the failed call again
+    assert Pool(limit=2).map(halve, range(6), checkpoint=path) == [0, 0, 1, 1, 2, 2]
+    assert counts == Counter({0: 1, 1: 1, 2: 1, 3: 2, 4: 1, 5: 1})
+
+
+def test_a_resumable_map_needs_a_file_to_keep_its_values(tmp_path: Path) -> None:
+    class InMemory:
+        def load(self) -> RunProgress | None:
+            return None
+
+        def save(self, progress: RunProgress) -> None:
+            pass
+
+    with pytest.raises(TypeError, match=r"Pool.map: a resumable map keeps its values in a SQLite checkpoint"):
+        Pool().map(asyncio.sleep, [0], checkpoint=InMemory())
+    with pytest.raises(TypeError, match=r"Pool.map: run_id names the inputs of a checkpoint"):
+        Pool().map(asyncio.sleep, [0], run_id="nightly")

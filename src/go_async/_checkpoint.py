@@ -119,7 +119,7 @@ class SqliteCheckpoint:
         except sqlite3.DatabaseError as error:
             msg = f"checkpoint {str(self.path)!r} is not a go_async checkpoint: {error}"
             raise ValueError(msg) from error
-        if tables - {"go_async_progress"}:
+        if tables - {"go_async_progress", "go_async_values"}:
             msg = f"checkpoint {str(self.path)!r} is another database: tables {sorted(tables)}"
             raise ValueError(msg)
         db.execute("PRAGMA synchronous = OFF")
@@ -128,6 +128,8 @@ class SqliteCheckpoint:
             "CREATE TABLE IF NOT EXISTS go_async_progress"
             " (id INTEGER PRIMARY KEY CHECK (id = 0), run_id TEXT, started INTEGER, unfinished TEXT)"
         )
+        # map's values by input position (pickled): a resumed map returns them.
+        db.execute("CREATE TABLE IF NOT EXISTS go_async_values (position INTEGER PRIMARY KEY, value BLOB)")
 
     def load(self) -> RunProgress | None:
         """The progress saved last in the file, or ``None`` for a new or empty file."""
@@ -142,12 +144,19 @@ class SqliteCheckpoint:
             msg = f"checkpoint {str(self.path)!r} holds progress it cannot read: {row!r}"
             raise ValueError(msg) from error
 
-    def save(self, progress: RunProgress) -> None:
-        """Replace the saved progress, in one transaction."""
-        self._open().execute(
-            "INSERT OR REPLACE INTO go_async_progress VALUES (0, ?, ?, ?)",
-            (progress.run_id, progress.started, json.dumps(sorted(progress.unfinished))),
-        )
+    def save(self, progress: RunProgress, values: dict[int, bytes] | None = None) -> None:
+        """Replace the saved progress, with ``values`` (a map's, pickled) kept too, in one transaction."""
+        db = self._open()
+        row = (progress.run_id, progress.started, json.dumps(sorted(progress.unfinished)))
+        with db:  # values and progress together: progress never says more than is kept
+            db.execute("BEGIN")
+            if values:
+                db.executemany("INSERT OR REPLACE INTO go_async_values VALUES (?, ?)", values.items())
+            db.execute("INSERT OR REPLACE INTO go_async_progress VALUES (0, ?, ?, ?)", row)
+
+    def values(self) -> dict[int, bytes]:
+        """The values a map kept, by input position (pickled)."""
+        return dict(self._open().execute("SELECT position, value FROM go_async_values"))
 
     def close(self) -> None:
         """Close the file (a later ``load`` or ``save`` opens it again)."""

@@ -12,6 +12,7 @@ from ._calls import Inputs, calls, check_mapping, check_tasks, refuse_to_block, 
 from ._checkpoint import CheckpointChoice, Resume
 from ._hookset import emit
 from ._progress import ProgressChoice, progress_hooks
+from ._resume_map import ResumeMap
 from ._settings import Settings
 from ._spec import describe
 
@@ -139,6 +140,8 @@ class Runs:
         *,
         progress: ProgressChoice = ...,
         return_exceptions: Literal[False] = ...,
+        checkpoint: CheckpointChoice | None = ...,
+        run_id: str | None = ...,
     ) -> list[R]: ...
     @overload
     def map(
@@ -148,6 +151,8 @@ class Runs:
         *,
         progress: ProgressChoice = ...,
         return_exceptions: Literal[True],
+        checkpoint: CheckpointChoice | None = ...,
+        run_id: str | None = ...,
     ) -> list[R | Exception]: ...
     def map(
         self,
@@ -156,6 +161,8 @@ class Runs:
         *,
         progress: ProgressChoice = False,
         return_exceptions: bool = False,
+        checkpoint: CheckpointChoice | None = None,
+        run_id: str | None = None,
     ) -> list[R] | list[R | Exception]:
         """``fn(x)`` for each of ``inputs``, run as tasks of this pool, in input order; blocks.
 
@@ -164,10 +171,10 @@ class Runs:
         call runs to its end; if any failed, the failures are raised together
         as ``go`` raises them, and no partial list is returned, unless
         ``return_exceptions=True``: then each failed call's place in the list
-        holds its final error. ``progress`` is as in ``go``. A ``map`` is not
-        resumable: its list holds every input's value, which a run that
-        skipped some would not have (use ``go`` with a checkpoint, and let
-        each task store its value).
+        holds its final error. ``progress`` is as in ``go``. With
+        ``checkpoint`` (a file path: SQLite) and ``run_id`` it is resumable as
+        ``go`` is, but it keeps every value in the file (pickled), so that a
+        resumed map returns them all, and a failed call runs again.
 
         Example::
 
@@ -179,7 +186,7 @@ class Runs:
         refuse_to_block("Pool.map()", "await pool.amap(fn, inputs)")
         check_mapping("Pool.map", fn, inputs)
         bar = progress_hooks("Pool.map", progress, size_of(inputs), describe(fn))
-        return asyncio.run(self._map(fn, inputs, bar, return_exceptions))
+        return asyncio.run(self._map("Pool.map", fn, inputs, bar, return_exceptions, checkpoint, run_id))
 
     @overload
     async def amap(
@@ -189,6 +196,8 @@ class Runs:
         *,
         progress: ProgressChoice = ...,
         return_exceptions: Literal[False] = ...,
+        checkpoint: CheckpointChoice | None = ...,
+        run_id: str | None = ...,
     ) -> list[R]: ...
     @overload
     async def amap(
@@ -198,6 +207,8 @@ class Runs:
         *,
         progress: ProgressChoice = ...,
         return_exceptions: Literal[True],
+        checkpoint: CheckpointChoice | None = ...,
+        run_id: str | None = ...,
     ) -> list[R | Exception]: ...
     async def amap(
         self,
@@ -206,6 +217,8 @@ class Runs:
         *,
         progress: ProgressChoice = False,
         return_exceptions: bool = False,
+        checkpoint: CheckpointChoice | None = None,
+        run_id: str | None = None,
     ) -> list[R] | list[R | Exception]:
         """``fn(x)`` for each of ``inputs`` (iterable or async iterable), in order: ``map``'s async twin.
 
@@ -220,11 +233,30 @@ class Runs:
         """
         check_mapping("Pool.amap", fn, inputs)
         bar = progress_hooks("Pool.amap", progress, size_of(inputs), describe(fn))
-        return await self._map(fn, inputs, bar, return_exceptions)
+        return await self._map("Pool.amap", fn, inputs, bar, return_exceptions, checkpoint, run_id)
 
     async def _map(
-        self, fn: Callable[[X], Awaitable[R]], inputs: Inputs[X], bar: object | None, settle: bool
+        self,
+        where: str,
+        fn: Callable[[X], Awaitable[R]],
+        inputs: Inputs[X],
+        bar: object | None,
+        settle: bool,
+        checkpoint: object = None,
+        run_id: str | None = None,
     ) -> list[R | Exception]:
+        if checkpoint is not None:
+            resume = ResumeMap(where, checkpoint, run_id)
+            try:
+                failures = await self._drive(
+                    resume.tasks(calls(fn, inputs)), bar, resume.succeeded, settle=settle
+                )
+            finally:
+                resume.close()
+            return resume.listed(failures)
+        if run_id is not None:
+            msg = f"{where}: run_id names the inputs of a checkpoint: pass checkpoint= too"
+            raise TypeError(msg)
         results: dict[int, R | Exception] = {}
         failures = await self._drive(calls(fn, inputs), bar, results.__setitem__, settle=settle)
         results.update(failures)

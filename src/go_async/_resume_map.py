@@ -1,0 +1,65 @@
+"""A resumable ``map``: its progress as ``go``'s, and every value kept, so a resumed run returns them all.
+
+A map's list holds a value for every input, so unlike ``go`` it keeps each
+value in its checkpoint (pickled, in the SQLite file beside the progress,
+written in the same transaction), and a failed call runs again when the map
+is resumed: its value is still wanted. The values make the file grow with
+the inputs; the progress itself stays O(limit).
+"""
+
+from __future__ import annotations
+
+import pickle
+from typing import Any
+
+from ._checkpoint import Resume, SqliteCheckpoint
+
+
+class ResumeMap(Resume):
+    """One resumable map: what an earlier run kept, and the values of this one, by input position.
+
+    Example (what ``Pool.amap(..., checkpoint=path)`` does)::
+
+        resume = ResumeMap("Pool.amap", "run.sqlite", None)
+        failures = await pool._drive(resume.tasks(calls(fn, inputs)), None, resume.succeeded, settle=True)
+        values = resume.listed(failures)
+    """
+
+    def __init__(self, where: str, checkpoint: object, run_id: str | None) -> None:
+        super().__init__(where, checkpoint, run_id)
+        kept = self._checkpoint
+        if not isinstance(kept, SqliteCheckpoint):
+            msg = (
+                f"{where}: a resumable map keeps its values in a SQLite checkpoint:"
+                f" pass a file path or a SqliteCheckpoint, got {checkpoint!r}"
+            )
+            raise TypeError(msg)
+        self._file = kept
+        self._values: dict[int, Any] = {}  # by input position: this run's, then an earlier one's
+        self._unsaved: dict[int, bytes] = {}
+
+    def succeeded(self, index: int, value: object) -> None:
+        """The call at ``index`` in the run's order gave ``value``: keep it by its input position."""
+        position = self._positions[index]
+        self._values[position] = value
+        self._unsaved[position] = pickle.dumps(value)
+        super().succeeded(index, value)
+
+    def save(self) -> None:
+        """Save the progress now, with the values kept since the last save."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._run_id:
+            self._file.save(self.progress(), self._unsaved)
+            self._unsaved = {}
+
+    def listed(self, failures: list[tuple[int, Exception]]) -> list[Any]:
+        """Every input's value (or, from ``failures`` by run order, its error), in input order."""
+        for index, error in failures:
+            self._values[self._positions[index]] = error
+        if self._before is not None:  # what earlier runs finished and this one skipped
+            for position, data in self._file.values().items():
+                # Unpickled from the file this program's earlier run wrote, never from elsewhere.
+                self._values.setdefault(position, pickle.loads(data))
+        return [self._values[position] for position in range(self._next)]
