@@ -217,3 +217,29 @@ def test_a_pool_takes_an_adaptive_limit_where_it_takes_a_number() -> None:
     assert Pool().with_limit(adaptive).limit == 8
     assert Pool(limit=adaptive).with_limit(3).limit == 3
     assert repr(adaptive) == "Adaptive(min=2, max=8, limit=2, in_flight=0)"
+
+
+def test_cancelling_a_run_whose_tasks_wait_for_room_cancels_them_all_and_fails_none() -> None:
+    """Tries waiting under the limit when the run is cancelled end cancelled, not as failures."""
+    clock = ManualClock()
+    adaptive = Adaptive(min=1, max=10, clock=clock)  # a limit of 1: nine of ten wait for room
+    started: list[int] = []
+
+    async def forever(x: int) -> int:
+        started.append(x)
+        await asyncio.Event().wait()
+        return x
+
+    async def main() -> None:
+        pool = Pool(limit=adaptive)
+        run = asyncio.ensure_future(pool.amap(forever, range(10)))
+        while not started:
+            await asyncio.sleep(0)
+        run.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await run
+        assert pool.errors() == []
+
+    asyncio.run(main())
+    assert started == [0]
+    assert (adaptive.in_flight, adaptive.limit) == (0, 1)

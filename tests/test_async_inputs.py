@@ -243,3 +243,28 @@ def test_a_running_pools_map_and_as_completed_take_async_iterables() -> None:
     assert mapped == [i * 10 for i in range(30)]
     assert sorted(streamed) == [i * 10 for i in range(10)]
     assert closed
+
+
+def test_without_a_limit_a_slow_source_does_not_pile_up_workers() -> None:
+    """Workers are added while the source keeps up; while one waits on it, no more are added."""
+    gate = asyncio.Event()
+
+    async def slow_source() -> AsyncIterator[int]:
+        yield 1
+        await gate.wait()  # the source stalls: the run must not add workers meanwhile
+        yield 2
+
+    async def note(x: int) -> int:
+        return x
+
+    async def main() -> list[int]:
+        run = asyncio.ensure_future(Pool().amap(note, slow_source()))
+        for _ in range(200):  # many turns of the loop while the source stalls
+            await asyncio.sleep(0)
+        tasks_while_stalled = len(asyncio.all_tasks())
+        gate.set()
+        values = await run
+        assert tasks_while_stalled <= 8, tasks_while_stalled
+        return values
+
+    assert asyncio.run(main()) == [1, 2]

@@ -8,6 +8,7 @@ import sys
 import threading
 from collections import Counter
 from collections.abc import AsyncIterator
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -25,9 +26,10 @@ def ran(runs: Path) -> Counter[int]:
 
 def saved(path: Path) -> tuple[int, RunProgress]:
     """The checkpoint's rows, and the progress it holds."""
-    with sqlite3.connect(path) as db:
+    with closing(sqlite3.connect(path)) as db:
         rows = db.execute("SELECT COUNT(*) FROM go_async_progress").fetchone()[0]
-    progress = SqliteCheckpoint(path).load()
+    with SqliteCheckpoint(path) as kept:
+        progress = kept.load()
     assert progress is not None
     return rows, progress
 
@@ -116,7 +118,7 @@ def test_the_state_does_not_grow_with_the_number_of_tasks(tmp_path: Path) -> Non
             await asyncio.sleep(0)
 
         Pool(limit=4).go((Task(work).with_input(i) for i in range(n)), checkpoint=path)
-        with sqlite3.connect(path) as db:
+        with closing(sqlite3.connect(path)) as db:
             sizes.append(db.execute("PRAGMA page_count").fetchone()[0])
         assert saved(path)[0] == 1
     assert sizes[0] == sizes[1]
@@ -169,7 +171,7 @@ def test_a_corrupt_or_foreign_file_is_refused_by_name(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"checkpoint '.*corrupt\.sqlite' is not a go_async checkpoint"):
         Pool().go([Task(fails_on_three).with_input(1)], checkpoint=corrupt)
     foreign = tmp_path / "foreign.sqlite"
-    with sqlite3.connect(foreign) as db:
+    with closing(sqlite3.connect(foreign)) as db, db:
         db.execute("CREATE TABLE users (name TEXT)")
     with pytest.raises(
         ValueError, match=r"checkpoint '.*foreign\.sqlite' is another database: tables \['users'\]"

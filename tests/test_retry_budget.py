@@ -390,3 +390,17 @@ def test_map_and_flows_through_the_pool_share_its_budget(waits: WaitLog) -> None
         step(down).with_retry(3).run(4, pool)
     assert calls[4:] == [4]
     assert "retry budget refused" in failed.value.__cause__.__notes__[0]  # type: ignore[union-attr]
+
+
+def test_the_budget_forgets_first_tries_that_left_its_window() -> None:
+    """Memory follows the window, not the traffic: a long-lived pool's budget stays small."""
+    clock = ManualClock()
+    budget = RetryBudget(0.2, 10, window=10.0, clock=clock)
+
+    async def main() -> None:
+        for _ in range(1000):  # a thousand first tries, one per clock second
+            budget.first_try()
+            await clock.advance(1)
+
+    asyncio.run(main())
+    assert len(budget._firsts.times) <= 11

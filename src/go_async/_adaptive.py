@@ -126,7 +126,7 @@ class Adaptive:
                 if waiter.done() and not waiter.cancelled():
                     self.in_flight -= 1  # given room, but cancelled first: the room goes to the next
                     self._wake()
-                else:
+                elif waiter in self._waiters:  # a release may have dropped it already (cancelled)
                     self._waiters.remove(waiter)
                 raise
         else:

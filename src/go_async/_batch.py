@@ -121,7 +121,13 @@ class Batch(Outcomes):
             if started == limit:
                 return
             await asyncio.sleep(0)
-            if self._specs is _NO_MORE:
+            specs = self._specs
+            if isinstance(specs, AsyncSupply):
+                # While workers wait on the source, more would only wait too (without a
+                # limit, they would pile up for as long as the source is slow).
+                await specs.until_quiet()
+                specs = self._specs
+            if specs is _NO_MORE:
                 return
             batch = min(2 * batch, _MAX_BATCH)
 

@@ -42,7 +42,8 @@ class RunProgress:
 
     Example::
 
-        progress = SqliteCheckpoint("run.sqlite").load()
+        with SqliteCheckpoint("run.sqlite") as kept:
+            progress = kept.load()
         if progress is not None:
             print(f"{progress.started} passed, {len(progress.unfinished)} of them to run again")
     """
@@ -87,7 +88,9 @@ class SqliteCheckpoint:
     """A ``Checkpoint`` in one SQLite file (the standard library's ``sqlite3``); one row, O(limit) bytes.
 
     Each save is one transaction in WAL mode without a sync to disk: it
-    survives the process being killed, not the machine losing power. A file
+    survives the process being killed, not the machine losing power. It
+    holds the file open from its first ``load`` or ``save`` until ``close``
+    (or the end of a ``with`` block); a run given a path closes its own. A file
     that is not a SQLite database, or a database with tables of its own, is
     refused with a ``ValueError`` naming it.
 
@@ -158,8 +161,14 @@ class SqliteCheckpoint:
         """The values a map kept, by input position (pickled)."""
         return dict(self._open().execute("SELECT position, value FROM go_async_values"))
 
+    def __enter__(self) -> SqliteCheckpoint:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
     def close(self) -> None:
-        """Close the file (a later ``load`` or ``save`` opens it again)."""
+        """Close the file (a later ``load`` or ``save`` opens it again); ``with`` closes it too."""
         if self._db is not None:
             self._db.close()
             self._db = None
@@ -193,7 +202,12 @@ class Resume:
         self._opened = kept if isinstance(kept, SqliteCheckpoint) and kept is not checkpoint else None
         self._where = where
         self._given = None if run_id is None else label(where, "run_id", run_id)
-        self._before = self._checkpoint.load()
+        try:
+            self._before = self._checkpoint.load()
+        except BaseException:
+            if self._opened is not None:  # a file it cannot read: closed before the error goes up
+                self._opened.close()
+            raise
         self._run_id = ""
         self._next = 0  # the position the inputs are at
         self._handed = 0  # the tasks handed to the run so far

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from operator import itemgetter
 from typing import Any
@@ -24,7 +25,9 @@ class Outcomes:
     def _failed(self, index: int, args: Args[Any], error: Exception) -> None:
         name_failure(error, args)
         self._errors.append((index, error))
-        if self._on_failed is not None:
+        me = asyncio.current_task()
+        if self._on_failed is not None and (me is None or not me.cancelling()):
+            # A task that failed while its run was being cancelled has not finished: it runs again.
             self._on_failed(index)
 
     def errors(self) -> list[Exception]:

@@ -86,7 +86,9 @@ class RetryBudget:
 
     def first_try(self) -> None:
         """Count a first try now: it deposits ``ratio`` tokens for ``window`` seconds."""
-        self._firsts.add(self._clock.time())
+        now = self._clock.time()
+        self._firsts.add(now)
+        self._firsts.since(now - self._window)  # forget what left the window: memory stays O(window)
 
     def allow(self) -> bool:
         """Whether a retry may go now; if so, it is counted (it takes its token)."""
@@ -94,6 +96,7 @@ class RetryBudget:
         if self._balance(now) < 1:
             return False
         self._retries.add(now)
+        self._retries.since(now - self._window)
         return True
 
     def balance(self) -> float:

@@ -251,9 +251,9 @@ class Runs:
                 failures = await self._drive(
                     resume.tasks(calls(fn, inputs)), bar, resume.succeeded, settle=settle
                 )
+                return resume.listed(failures)  # read before the file closes
             finally:
                 resume.close()
-            return resume.listed(failures)
         if run_id is not None:
             msg = f"{where}: run_id names the inputs of a checkpoint: pass checkpoint= too"
             raise TypeError(msg)

@@ -31,13 +31,22 @@ class Pull(Exception):
 class AsyncSupply(Generic[T]):
     """The items of an async iterable, pulled by one worker at a time, and closed when the run ends."""
 
-    __slots__ = ("_ended", "_iterator", "_lock", "_next")
+    __slots__ = ("_ended", "_iterator", "_lock", "_next", "_quiet", "waiting")
 
     def __init__(self, items: AsyncIterable[T]) -> None:
         self._iterator: AsyncIterator[T] = aiter(items)
         self._next = self._iterator.__anext__
         self._lock = asyncio.Lock()
         self._ended = False
+        # Workers waiting for an item: while any does, more workers would only wait too.
+        self.waiting = 0
+        self._quiet = asyncio.Event()
+        self._quiet.set()
+
+    async def until_quiet(self) -> None:
+        """Return once no worker waits for an item (the source keeps up with the workers)."""
+        while self.waiting:
+            await self._quiet.wait()
 
     def __iter__(self) -> AsyncSupply[T]:
         return self
@@ -47,6 +56,16 @@ class AsyncSupply(Generic[T]):
 
     async def pull(self) -> T:
         """The next item, or ``END`` once there are none; the iterable's own error passes through."""
+        self.waiting += 1
+        self._quiet.clear()
+        try:
+            return await self._pull_one()
+        finally:
+            self.waiting -= 1
+            if not self.waiting:
+                self._quiet.set()
+
+    async def _pull_one(self) -> T:
         async with self._lock:
             if self._ended:
                 return cast("T", END)
