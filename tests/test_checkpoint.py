@@ -285,3 +285,30 @@ def test_a_resumable_map_needs_a_file_to_keep_its_values(tmp_path: Path) -> None
         Pool().map(asyncio.sleep, [0], checkpoint=InMemory())
     with pytest.raises(TypeError, match=r"Pool.map: run_id names the inputs of a checkpoint"):
         Pool().map(asyncio.sleep, [0], run_id="nightly")
+
+
+class BrokenStore:
+    """A checkpoint whose saves fail."""
+
+    def load(self) -> RunProgress | None:
+        return None
+
+    def save(self, progress: RunProgress) -> None:
+        raise OSError("disk full")
+
+
+def test_a_failed_save_is_raised_and_never_hides_the_runs_own_error() -> None:
+    async def fine(args: Args[int]) -> None:
+        pass
+
+    async def fails(args: Args[int]) -> None:
+        raise ValueError(args.input)
+
+    with pytest.raises(OSError, match="disk full"):  # the run went well: the save's error is the error
+        Pool().go([Task(fine).with_input(1)], checkpoint=BrokenStore())
+    with pytest.raises(ExceptionGroup) as caught:  # the run failed: its error, with the save's as a note
+        Pool().go([Task(fails).with_input(1)], checkpoint=BrokenStore())
+    assert caught.group_contains(ValueError)
+    assert "go_async: saving the checkpoint failed too: OSError('disk full')" in (
+        caught.value.__notes__ or []
+    )

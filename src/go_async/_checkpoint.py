@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import os
 import sqlite3
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
@@ -26,6 +27,8 @@ from ._checks import label
 from ._supply import is_async_only
 
 T = TypeVar("T")
+
+logger = logging.getLogger("go_async")
 
 # How many first inputs a run's fingerprint is made of, by their reprs.
 FINGERPRINT_INPUTS = 16
@@ -280,14 +283,12 @@ class Resume:
                     break
             self._check(firsts)
             for item in firsts:
-                position = self._next
                 self._next += 1
-                if self._hand(position):
+                if self._hand(self._next - 1):
                     yield item
             async for item in items:
-                position = self._next
                 self._next += 1
-                if self._hand(position):
+                if self._hand(self._next - 1):
                     yield item
         finally:
             close = getattr(items, "aclose", None)
@@ -308,7 +309,14 @@ class Resume:
 
     def _changed(self) -> None:
         # Saved within SAVE_EVERY of a change, in one write for every change until then.
-        self._timer = asyncio.get_running_loop().call_later(SAVE_EVERY, self.save)
+        self._timer = asyncio.get_running_loop().call_later(SAVE_EVERY, self._save_soon)
+
+    def _save_soon(self) -> None:
+        # A failed save is tried again by the next; the caller hears of the last one's (`close`).
+        try:
+            self.save()
+        except Exception:
+            logger.warning("go_async: saving the checkpoint failed; the next save tries again", exc_info=True)
 
     def progress(self) -> RunProgress:
         """Where the run is now: positions passed, and those not ended (running, or not reached yet)."""
@@ -328,10 +336,14 @@ class Resume:
         if self._run_id:  # named once the first inputs were read
             self._checkpoint.save(self.progress())
 
-    def close(self) -> None:
-        """Save the progress, and close the file if the run opened it (given a path)."""
+    def close(self, ending: BaseException | None = None) -> None:
+        """Save, and close a file the run opened; a failed save is a note on ``ending``, if given."""
         try:
             self.save()
+        except Exception as failed:
+            if ending is None:
+                raise
+            ending.add_note(f"go_async: saving the checkpoint failed too: {failed!r}")
         finally:
             if self._opened is not None:
                 self._opened.close()

@@ -103,8 +103,10 @@ class Runs:
         resume = Resume(where, checkpoint, run_id)
         try:
             await self._drive(resume.tasks(tasks), bar, resume.succeeded, ended=resume.ended)
-        finally:
-            resume.close()
+        except BaseException as ending:
+            resume.close(ending)  # the run's own error (or cancellation) goes on
+            raise
+        resume.close()
 
     async def _drive(
         self,
@@ -251,9 +253,12 @@ class Runs:
                 failures = await self._drive(
                     resume.tasks(calls(fn, inputs)), bar, resume.succeeded, settle=settle
                 )
-                return resume.listed(failures)  # read before the file closes
-            finally:
-                resume.close()
+                values = resume.listed(failures)  # read before the file closes
+            except BaseException as ending:
+                resume.close(ending)
+                raise
+            resume.close()
+            return values
         if run_id is not None:
             msg = f"{where}: run_id names the inputs of a checkpoint: pass checkpoint= too"
             raise TypeError(msg)
