@@ -7,9 +7,10 @@ import subprocess
 import sys
 import threading
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -67,6 +68,16 @@ def test_a_killed_run_resumes_where_it_stood(tmp_path: Path, data: st.DataObject
     assert progress.unfinished == frozenset()
 
 
+async def cancel_once_waiting(run: Coroutine[Any, Any, object], waiting: set[int], count: int) -> None:
+    """Start ``run``, cancel it once ``count`` of its tasks wait in ``waiting``, and see it end cancelled."""
+    started = asyncio.ensure_future(run)
+    while len(waiting) < count:
+        await asyncio.sleep(0)
+    started.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await started
+
+
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(n=st.integers(1, 200), limit=st.integers(1, 8), data=st.data())
 def test_a_cancelled_run_resumes_and_its_checkpoint_stays_small(
@@ -88,15 +99,11 @@ def test_a_cancelled_run_resumes_and_its_checkpoint_stays_small(
     def tasks() -> list[Task[int, int, None]]:
         return [Task(work).with_input(i) for i in range(n)]
 
-    async def first() -> None:
-        run = asyncio.ensure_future(Pool(limit=limit).ago(iter(tasks()), checkpoint=path))
-        while len(waiting) < min(limit, n - stop_at):
-            await asyncio.sleep(0)
-        run.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await run
-
-    asyncio.run(first())
+    asyncio.run(
+        cancel_once_waiting(
+            Pool(limit=limit).ago(iter(tasks()), checkpoint=path), waiting, min(limit, n - stop_at)
+        )
+    )
     rows, progress = saved(path)
     assert rows == 1
     assert progress.unfinished == frozenset(waiting)
@@ -238,15 +245,11 @@ def test_a_resumed_map_returns_every_value_in_order_and_reruns_only_what_did_not
             await asyncio.Event().wait()
         return x * x
 
-    async def first() -> None:
-        run = asyncio.ensure_future(Pool(limit=limit).amap(square, range(n), checkpoint=path))
-        while len(waiting) < min(limit, n - stop_at):
-            await asyncio.sleep(0)
-        run.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await run
-
-    asyncio.run(first())
+    asyncio.run(
+        cancel_once_waiting(
+            Pool(limit=limit).amap(square, range(n), checkpoint=path), waiting, min(limit, n - stop_at)
+        )
+    )
     block = False
     assert Pool(limit=limit).map(square, range(n), checkpoint=path) == [x * x for x in range(n)]
     assert set(counts) == set(range(n))

@@ -185,8 +185,8 @@ class Handling:
         attempts = message.get("attempt", 1)
         if attempts > 1:
             body["attempts"] = attempts
-        if "at" in message and "ok" not in outcome:  # which step of a flow ended it
-            body |= {"at": message["at"], "step": message.get("step", message["task"])}
+        if "ok" not in outcome:
+            body |= _step_of(message)  # which step of a flow ended it
         try:
             reply = encode(body)
         except ValueError as error:  # inf or nan in the result: JSON cannot carry them
@@ -205,8 +205,7 @@ class Handling:
             self.transport.bury(delivery, reason)
             return
         body = {"id": message["id"], "rejected": reason}
-        if "at" in message:
-            body |= {"at": message["at"], "step": message.get("step", message.get("task"))}
+        body |= _step_of(message)
         self.transport.bury(delivery, reason, message["reply"], encode(body))
 
 
@@ -237,6 +236,13 @@ def _message(data: object) -> dict[str, Any]:
         msg = "its 'attempt' or 'frames' is of the wrong type"
         raise ValueError(msg)
     return message
+
+
+def _step_of(message: dict[str, Any]) -> dict[str, Any]:
+    """Where a message stands in its flow (its place and step), for a reply; nothing if not in one."""
+    if "at" not in message:
+        return {}
+    return {"at": message["at"], "step": message.get("step", message.get("task"))}
 
 
 def _sender(data: object) -> dict[str, Any] | None:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .._clock import SYSTEM_CLOCK, Clock
-from ._transport import DeadLetter, Delivery, Finished, decode
+from ._transport import DeadLetter, Delivery, Finished
 
 
 @dataclass(slots=True)
@@ -174,12 +174,7 @@ class MemoryTransport:
         self, delivery: Delivery, reason: str, reply_key: str | None = None, reply: bytes | None = None
     ) -> None:
         entry = str(next(self._ids))
-        try:
-            message = decode(delivery.data)
-            task, task_id = str(message["task"]), str(message["id"])
-        except (ValueError, TypeError, KeyError):
-            task, task_id = "", delivery.message_id
-        self._dead[entry] = DeadLetter(entry, task, task_id, reason, delivery.data)
+        self._dead[entry] = DeadLetter.of(entry, delivery.data, reason, delivery.message_id)
         self.finish(Finished(delivery.message_id, reply_key, reply))
 
     async def settle(self) -> None:

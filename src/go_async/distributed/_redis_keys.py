@@ -23,7 +23,6 @@ from ._transport import (
     DeadLetter,
     Finished,
     Follow,
-    decode,
     outlast,
 )
 
@@ -222,13 +221,8 @@ def push_replies(pipe: Any, replies: list[tuple[str, bytes]]) -> None:
 
 
 def _letter(entry: str, fields: dict[bytes, bytes]) -> DeadLetter:
-    data = fields.get(b"data", b"")
-    try:
-        message = decode(data)
-        task, task_id = str(message["task"]), str(message["id"])
-    except (ValueError, TypeError, KeyError):  # a malformed message is kept as it came
-        task, task_id = "", text(fields.get(b"id", b""))
-    return DeadLetter(entry, task, task_id, text(fields.get(b"reason", b"")), data)
+    reason, message_id = text(fields.get(b"reason", b"")), text(fields.get(b"id", b""))
+    return DeadLetter.of(entry, fields.get(b"data", b""), reason, message_id)
 
 
 def text(value: bytes | str) -> str:

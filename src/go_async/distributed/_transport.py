@@ -99,6 +99,16 @@ class DeadLetter:
     reason: str
     data: bytes
 
+    @classmethod
+    def of(cls, entry: str, data: bytes, reason: str, message_id: str) -> DeadLetter:
+        """The dead letter of ``data``: its task and id read from it, or ``message_id`` if it is malformed."""
+        try:
+            message = decode(data)
+            task, task_id = str(message["task"]), str(message["id"])
+        except (ValueError, TypeError, KeyError):  # a malformed message is kept as it came
+            task, task_id = "", message_id
+        return cls(entry, task, task_id, reason, data)
+
 
 class Transport(Protocol):
     """What ``Remote`` and ``Worker`` ask of a transport: Redis streams, or memory."""
