@@ -7,7 +7,7 @@ import subprocess
 import sys
 import threading
 from collections import Counter
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Coroutine, Iterator
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from go_async import Args, Checkpoint, Pool, RunProgress, SqliteCheckpoint, Task
+from go_async import Args, Checkpoint, Hooks, Pool, RunProgress, SqliteCheckpoint, Task
 
 SCRIPT = Path(__file__).parent / "checkpoint_run.py"
 
@@ -170,6 +170,62 @@ def test_a_checkpoint_for_other_inputs_is_refused(tmp_path: Path) -> None:
         Pool().go(
             [Task(fails_on_three).with_input(5)], checkpoint=tmp_path / "named.sqlite", run_id="batch-8"
         )
+
+
+class HeardStarts(Hooks):
+    def __init__(self) -> None:
+        self.started = 0
+
+    def pool_started(self, pool: Pool) -> None:
+        self.started += 1
+
+
+def test_a_refused_run_starts_nothing_and_closes_its_async_inputs(tmp_path: Path) -> None:
+    path = tmp_path / "run.sqlite"
+    Pool().go([Task(fails_on_three).with_input(0)], checkpoint=path)
+    ran: list[int] = []
+    closed: list[int] = []
+
+    async def work(args: Args[int]) -> None:
+        ran.append(args.input)
+
+    async def inputs() -> AsyncIterator[Task[int, int, None]]:
+        try:
+            for i in range(1, 40):
+                yield Task(work).with_input(i)
+        finally:
+            closed.append(1)
+
+    hooks = HeardStarts()
+    pool = Pool().with_hooks(hooks)
+    with pytest.raises(ValueError, match="holds the progress of other inputs") as refused:
+        asyncio.run(pool.ago(inputs(), checkpoint=path))
+    assert getattr(refused.value, "__notes__", []) == []  # not taken for the iterable's own error
+    assert (hooks.started, ran, closed) == (0, [], [1])
+
+
+@pytest.mark.parametrize("source", ["sync", "async"])
+def test_an_error_among_the_first_inputs_comes_after_the_tasks_before_it(tmp_path: Path, source: str) -> None:
+    path = tmp_path / "run.sqlite"
+    ran: list[int] = []
+
+    async def work(args: Args[int]) -> None:
+        ran.append(args.input)
+
+    def inputs() -> Iterator[Task[int, int, None]]:
+        yield from (Task(work).with_input(i) for i in range(3))
+        raise LookupError("page 2 is gone")
+
+    async def async_inputs() -> AsyncIterator[Task[int, int, None]]:
+        for task in inputs():
+            yield task
+
+    with pytest.raises(LookupError, match="page 2 is gone") as raised:
+        Pool(limit=2).go(inputs() if source == "sync" else async_inputs(), checkpoint=path)
+    assert raised.value.__notes__ == ["raised by the tasks iterable after 3 tasks"]
+    assert sorted(ran) == [0, 1, 2]
+    assert saved(path)[1].started == 3
+    assert saved(path)[1].unfinished == frozenset()
 
 
 def test_a_corrupt_or_foreign_file_is_refused_by_name(tmp_path: Path) -> None:

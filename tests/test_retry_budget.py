@@ -294,6 +294,18 @@ def test_tasks_without_a_retry_are_not_counted_and_a_pool_without_a_budget_is_un
     assert budget.counts() == (0, 0)
     Pool().with_retry_budget(budget).go(Task(fine).with_retry(2).with_input(n) for n in range(5))
     assert budget.counts() == (5, 0)
+    # Mixed in one run, of go and of a running pool: only those with a retry are counted.
+    mixed = [Task(fine).with_retry(2) if n % 3 == 0 else Task(fine) for n in range(9)]
+    Pool(limit=2).with_retry_budget(budget).go(task.with_input(n) for n, task in enumerate(mixed))
+    assert budget.counts() == (8, 0)
+
+    async def running() -> None:
+        async with Pool(limit=2).with_retry_budget(budget) as pool:
+            for handle in [await pool.submit(task.with_input(n)) for n, task in enumerate(mixed)]:
+                await handle
+
+    asyncio.run(running())
+    assert budget.counts() == (11, 0)
 
     once = Spec(fine, is_async=True)
     retrying = Spec(fine, is_async=True, layers=Layers(retry=RetryPolicy.checked("test", 3, 0.1, 1.0)))
@@ -301,7 +313,9 @@ def test_tasks_without_a_retry_are_not_counted_and_a_pool_without_a_budget_is_un
     assert without.bare  # the hot path of go: a plain task is awaited by the worker itself
     assert without.inline(retrying) is not None
     with_budget = Runner(Layers(budget=budget))
-    assert not with_budget.bare
+    assert with_budget.bare  # a plain task without a retry of its own: nothing to count
+    assert with_budget.budgeted  # one with its own retry is counted, through `plan`
+    assert not Runner(Layers(budget=budget, retry=retrying.layers.retry)).bare  # the pool's retry
     assert with_budget.inline(once) is not None  # no retry: nothing to count, its first try runs inline
     assert with_budget.inline(retrying) is None  # through `plan`, which counts its first try
 

@@ -144,6 +144,7 @@ class Batch(Outcomes):
         # A task's value is wanted (map, as_completed) or not (go).
         bare_out = self._keep is None and self._deliver is None
         bare = runner.bare and bare_out  # nothing around a plain task but to await it
+        budgeted = runner.budgeted
         hooks = runner.hooks
         timed = hooks is not None and hooks.times_tasks
         # The hooks of a task's start and success, called inline (see `caller`).
@@ -194,7 +195,7 @@ class Batch(Outcomes):
                 me.set_name(spec.label)
                 if spec.drain is not None and spec.drain not in self._fed:
                     self._feed(spec.drain)
-                fast = spec.plain and bare
+                fast = spec.plain and bare and not (budgeted and spec.layers.retry is not None)
                 # Inline only where the value is not wanted (map and as_completed keep it).
                 inline = None if fast or not bare_out else runner.inline(spec)
                 if inline is None:

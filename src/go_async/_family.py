@@ -127,6 +127,7 @@ class Family:
         assert me is not None
         runner, clock = self.runner, time.monotonic
         bare = runner.bare
+        budgeted = runner.budgeted  # a task's own retry is counted: not bare
         last = clock()
         while True:
             if picked is None:
@@ -150,7 +151,7 @@ class Family:
             try:
                 if handle._context is not None:
                     value = await in_own_context(self.runner, self.workers, handle, me)
-                elif bare and spec.plain:
+                elif bare and spec.plain and not (budgeted and spec.layers.retry is not None):
                     try:
                         value = await spec.fn(args)
                     except Exception as first:

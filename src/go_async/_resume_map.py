@@ -12,7 +12,8 @@ from __future__ import annotations
 import pickle
 from typing import Any
 
-from ._checkpoint import Resume, SqliteCheckpoint
+from ._checkpoint import SqliteCheckpoint
+from ._resume import Resume
 
 
 class ResumeMap(Resume):
@@ -21,7 +22,8 @@ class ResumeMap(Resume):
     Example (what ``Pool.amap(..., checkpoint=path)`` does)::
 
         resume = ResumeMap("Pool.amap", "run.sqlite", None)
-        failures = await pool._drive(resume.tasks(calls(fn, inputs)), None, resume.succeeded, settle=True)
+        todo = await resume.opened(calls(fn, inputs))
+        failures = await pool._drive(todo, None, resume.succeeded, settle=True)
         values = resume.listed(failures)
     """
 

@@ -60,6 +60,7 @@ class Runner:
         "_on_retry",
         "_plans",
         "_threads",
+        "budgeted",
         "deadlines",
         "hooks",
         "retried",
@@ -86,6 +87,8 @@ class Runner:
         if hooks is not None and hooks.limit_changed:
             self._notify_limit = partial(emit, hooks.limit_changed)
         self.retried = 0
+        # A retry budget counts the first tries of tasks that retry: one with its own retry is not bare.
+        self.budgeted = layers.budget is not None
         self._on_retry, self._on_refused = on_retry, on_refused
         # Plans by spec: every input of one task shares its spec. Bounded, as
         # a run may go through any number of specs.
@@ -99,9 +102,12 @@ class Runner:
             self.hooks is None and not layers.middleware and layers.rate is None and layers.adaptive is None
         )
         alone = alone and self._explored is None  # exploring: every task through `plan`, which pauses it
-        alone = alone and layers.budget is None  # a retry budget counts first tries: only `plan` does
-        # A retry with a time budget times the first try too: only `plan` does.
-        return alone and layers.timeout is None and (layers.retry is None or layers.retry.within is None)
+        if (retry := layers.retry) is None:
+            return alone and layers.timeout is None
+        # A retry budget counts the first tries of the tasks that retry, and a retry with a time
+        # budget times the first try too: only `plan` does either.
+        counted = layers.budget is not None and retry.attempts > 1
+        return alone and layers.timeout is None and retry.within is None and not counted
 
     async def run(self, spec: Spec, args: Any) -> Any:
         """Run the task of ``args`` through every layer, hooks included: its value, or its final error.
@@ -246,10 +252,10 @@ class Runner:
         return await self._retry(self._composed(spec)[1], retry, args, failure)
 
     def _retrying(self, attempt: Call, policy: RetryPolicy) -> Call:
-        budgeted = policy.within is not None
+        timed = policy.within is not None  # its time budget counts from the first try
 
         async def retrying(args: Any) -> Any:
-            started = monotonic() if budgeted else None
+            started = monotonic() if timed else None
             try:
                 return await attempt(args)
             except Exception as error:

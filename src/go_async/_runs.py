@@ -9,9 +9,10 @@ from typing import Any, Literal, TypeVar, overload
 
 from ._batch import Batch, Tasks
 from ._calls import Inputs, calls, check_mapping, check_tasks, refuse_to_block, size_of, stream
-from ._checkpoint import CheckpointChoice, Resume
+from ._checkpoint import CheckpointChoice
 from ._hookset import emit
 from ._progress import ProgressChoice, progress_hooks
+from ._resume import Resume
 from ._resume_map import ResumeMap
 from ._settings import Settings
 from ._spec import describe
@@ -102,7 +103,8 @@ class Runs:
             return
         resume = Resume(where, checkpoint, run_id)
         try:
-            await self._drive(resume.tasks(tasks), bar, resume.succeeded, ended=resume.ended)
+            todo = await resume.opened(tasks)
+            await self._drive(todo, bar, resume.succeeded, ended=resume.ended)
         except BaseException as ending:
             resume.close(ending)  # the run's own error (or cancellation) goes on
             raise
@@ -250,9 +252,8 @@ class Runs:
         if checkpoint is not None:
             resume = ResumeMap(where, checkpoint, run_id)
             try:
-                failures = await self._drive(
-                    resume.tasks(calls(fn, inputs)), bar, resume.succeeded, settle=settle
-                )
+                todo = await resume.opened(calls(fn, inputs))
+                failures = await self._drive(todo, bar, resume.succeeded, settle=settle)
                 values = resume.listed(failures)  # read before the file closes
             except BaseException as ending:
                 resume.close(ending)
