@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from go_async import Args, Drain, Pool, Task
+from go_async import Adaptive, Args, Drain, Pool, Task
 
 
 async def send_input(args: Args[int]) -> None:
@@ -478,3 +478,8 @@ def test_memory_is_bounded_by_the_limit_not_the_count(limit: int | None) -> None
     small, large = peak_bytes(20_000), peak_bytes(200_000)
     assert large < 4 * 1024 * 1024
     assert large < small * 1.5 + 256 * 1024
+
+
+def test_a_pools_repr_shows_an_adaptive_limit_as_such() -> None:
+    assert repr(Pool(limit=Adaptive(2, 8))) == "Pool(limit=Adaptive(min=2, max=8, limit=2, in_flight=0))"
+    assert repr(Pool(limit=8)) == "Pool(limit=8)"

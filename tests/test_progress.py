@@ -2,6 +2,8 @@
 
 import asyncio
 import sys
+from pathlib import Path
+from typing import Literal
 
 import pytest
 
@@ -46,6 +48,34 @@ def test_a_generator_gets_a_bar_without_a_total(capsys: pytest.CaptureFixture[st
     Pool().go((Task(send).drain_to(out).with_input(n) for n in range(3)), progress="tqdm")
     assert sorted(out.drain()) == [0, 1, 2]
     assert "3task" in capsys.readouterr().err.replace(" ", "")
+
+
+@pytest.mark.parametrize("library", ["tqdm", "rich"])
+def test_a_resumed_run_counts_what_it_skipped_as_done(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, library: Literal["tqdm", "rich"]
+) -> None:
+    checkpoint = tmp_path / "run.sqlite"
+    out: Drain[int] = Drain()
+    with pytest.raises(ExceptionGroup):
+        Pool(limit=2).go(
+            [Task(send).drain_to(out).with_input(n) for n in (1, 2, -3, 4)], checkpoint=checkpoint
+        )
+    capsys.readouterr()
+    Pool(limit=2).go(
+        [Task(send).drain_to(out).with_input(n) for n in (1, 2, -3, 4)],
+        checkpoint=checkpoint,
+        progress=library,
+    )
+    assert "4/4" in capsys.readouterr().err
+    assert Pool().map(double, range(5), checkpoint=tmp_path / "map.sqlite") == [0, 2, 4, 6, 8]
+    assert Pool().map(double, range(5), checkpoint=tmp_path / "map.sqlite", progress=library) == [
+        0,
+        2,
+        4,
+        6,
+        8,
+    ]
+    assert "5/5" in capsys.readouterr().err
 
 
 def test_rich_draws_its_bar_on_stderr_with_done_total_and_rate(capsys: pytest.CaptureFixture[str]) -> None:

@@ -11,6 +11,7 @@ run again. A task cancelled with its run, or stopped by an interrupt, has not.
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import sqlite3
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-# How many first inputs a run's fingerprint is made of, by their reprs.
+# How many first inputs a run's fingerprint is made of (see `Resume`).
 FINGERPRINT_INPUTS = 16
 # A run saves its progress at most this often (and always when it ends).
 SAVE_EVERY = 0.05
@@ -29,7 +30,7 @@ class RunProgress:
     """How far a run got: ``started`` positions passed, of which ``unfinished`` had not ended.
 
     ``run_id`` names the inputs: the ``run_id=`` given, or a fingerprint of
-    the first inputs' reprs. A run refuses progress saved for another.
+    the first inputs (their functions and reprs). A run refuses progress saved for another.
 
     Example::
 
@@ -98,7 +99,11 @@ class SqliteCheckpoint:
 
     def _open(self) -> sqlite3.Connection:
         if self._db is None:
-            db = sqlite3.connect(self.path, isolation_level=None)
+            try:
+                db = sqlite3.connect(self.path, isolation_level=None)
+            except sqlite3.Error as error:  # a directory, a missing folder
+                msg = f"checkpoint {str(self.path)!r} cannot be opened: {error}"
+                raise ValueError(msg) from error
             try:
                 self._prepare(db)
             except BaseException:
@@ -110,14 +115,18 @@ class SqliteCheckpoint:
     def _prepare(self, db: sqlite3.Connection) -> None:
         try:
             tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            db.execute("PRAGMA synchronous = OFF")
+            db.execute("PRAGMA journal_mode = WAL")
+            db.execute("PRAGMA user_version = 0")  # a write: a file that cannot take one is refused now
+        except sqlite3.OperationalError as error:  # unreadable, or not writable
+            msg = f"checkpoint {str(self.path)!r} cannot be opened for writing: {error}"
+            raise ValueError(msg) from error
         except sqlite3.DatabaseError as error:
             msg = f"checkpoint {str(self.path)!r} is not a go_async checkpoint: {error}"
             raise ValueError(msg) from error
         if tables - {"go_async_progress", "go_async_values"}:
             msg = f"checkpoint {str(self.path)!r} is another database: tables {sorted(tables)}"
             raise ValueError(msg)
-        db.execute("PRAGMA synchronous = OFF")
-        db.execute("PRAGMA journal_mode = WAL")
         db.execute(
             "CREATE TABLE IF NOT EXISTS go_async_progress"
             " (id INTEGER PRIMARY KEY CHECK (id = 0), run_id TEXT, started INTEGER, unfinished TEXT)"
@@ -149,7 +158,7 @@ class SqliteCheckpoint:
             db.execute("INSERT OR REPLACE INTO go_async_progress VALUES (0, ?, ?, ?)", row)
 
     def values(self) -> dict[int, bytes]:
-        """The values a map kept, by input position (pickled)."""
+        """The values a map kept, by input position (pickled); a ``go``'s progress keeps none."""
         return dict(self._open().execute("SELECT position, value FROM go_async_values"))
 
     def __enter__(self) -> SqliteCheckpoint:
@@ -173,8 +182,14 @@ MapCheckpointChoice = SqliteCheckpoint | str | os.PathLike[str]
 def checkpoint_of(where: str, choice: object) -> Checkpoint:
     """The ``Checkpoint`` that ``checkpoint=choice`` names: a path gives a ``SqliteCheckpoint``."""
     if isinstance(choice, str | os.PathLike):
+        if not os.fspath(choice):
+            msg = f"{where}: checkpoint must name a file, got {choice!r}"
+            raise ValueError(msg)
         return SqliteCheckpoint(choice)  # pyright: ignore[reportUnknownArgumentType]
     if isinstance(choice, Checkpoint):
+        if inspect.iscoroutinefunction(choice.load) or inspect.iscoroutinefunction(choice.save):
+            msg = f"{where}: a checkpoint's load and save are plain methods, not async ones: {choice!r}"
+            raise TypeError(msg)
         return choice
     kind = type(choice).__name__
     msg = f"{where}: checkpoint must be a file path or a Checkpoint (load/save), got {choice!r} ({kind})"

@@ -169,7 +169,8 @@ class Pool(Runs, PoolOptions):
         timeout = "" if layers.timeout is None else f", timeout={layers.timeout}s"
         queue = "" if settings.queue_size is None else f", queue_size={settings.queue_size}"
         rate = "" if layers.rate is None else f", rate={layers.rate!r}"
-        return f"Pool(limit={settings.limit}{retry}{timeout}{queue}{rate})"
+        limit = settings.limit if layers.adaptive is None else layers.adaptive  # its range, not its ceiling
+        return f"Pool(limit={limit}{retry}{timeout}{queue}{rate})"
 
     def _with(self, **changes: Any) -> Self:
         pool = object.__new__(type(self))

@@ -78,6 +78,10 @@ class _TqdmBar:
     def task_cancelled(self, args: Args[Any]) -> None:
         self._bar.update(1)
 
+    def skipped(self) -> None:
+        """A resumed run skipped a task an earlier run finished: done too."""
+        self._bar.update(1)
+
     def pool_closed(self, pool: object) -> None:
         self._bar.close()
 
@@ -109,6 +113,10 @@ class _RichBar:
         self._progress.update(self._bar, advance=1, description=description)
 
     def task_cancelled(self, args: Args[Any]) -> None:
+        self._progress.advance(self._bar)
+
+    def skipped(self) -> None:
+        """A resumed run skipped a task an earlier run finished: done too."""
         self._progress.advance(self._bar)
 
     def pool_closed(self, pool: object) -> None:

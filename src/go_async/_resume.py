@@ -9,14 +9,25 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import inspect
 import logging
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
+from functools import partial
 from itertools import chain, islice
 from typing import Any, TypeVar, cast
 
-from ._checkpoint import FINGERPRINT_INPUTS, SAVE_EVERY, RunProgress, SqliteCheckpoint, checkpoint_of
+from ._calls import _Call
+from ._checkpoint import (
+    FINGERPRINT_INPUTS,
+    SAVE_EVERY,
+    Checkpoint,
+    RunProgress,
+    SqliteCheckpoint,
+    checkpoint_of,
+)
 from ._checks import label
 from ._supply import is_async_only
+from ._task import _MISSING, Task
 
 T = TypeVar("T")
 
@@ -37,14 +48,17 @@ class Resume:
         resume.close()
     """
 
-    def __init__(self, where: str, checkpoint: object, run_id: str | None) -> None:
+    def __init__(
+        self, where: str, checkpoint: object, run_id: str | None, skipped: Callable[[], object] | None = None
+    ) -> None:
         self._checkpoint = checkpoint_of(where, checkpoint)
+        self._skipped = skipped  # told of each task skipped (a progress bar counts it done)
         kept = self._checkpoint
         self._opened = kept if isinstance(kept, SqliteCheckpoint) and kept is not checkpoint else None
         self._where = where
         self._given = None if run_id is None else label(where, "run_id", run_id)
         try:
-            self._before = self._checkpoint.load()
+            self._before = _loaded(where, self._checkpoint)
         except BaseException:
             if self._opened is not None:  # a file it cannot read: closed before the error goes up
                 self._opened.close()
@@ -93,7 +107,7 @@ class Resume:
         if self._given is not None:
             run_id = self._given
         else:
-            digest = hashlib.sha256("\n".join(map(repr, firsts)).encode()).hexdigest()
+            digest = hashlib.sha256("\n".join(map(_named, firsts)).encode()).hexdigest()
             run_id = f"fingerprint:{digest[:32]}"
         before = self._before
         if before is not None and before.run_id != run_id:
@@ -111,6 +125,8 @@ class Resume:
         # Whether the task at `position` runs now (else an earlier run finished it).
         before = self._before
         if before is not None and position < before.started and position not in before.unfinished:
+            if self._skipped is not None:
+                self._skipped()
             return False
         self._positions[self._handed] = position
         self._handed += 1
@@ -222,3 +238,35 @@ async def _close(items: AsyncIterator[Any]) -> None:
     close = getattr(items, "aclose", None)
     if close is not None:
         await close()
+
+
+def _loaded(where: str, checkpoint: Checkpoint) -> RunProgress | None:
+    progress: object = checkpoint.load()
+    if progress is None or isinstance(progress, RunProgress):
+        return progress
+    msg = f"{where}: {checkpoint!r}.load() must return a RunProgress or None, got {progress!r}"
+    raise TypeError(msg)
+
+
+def _named(item: object) -> str:
+    # What the fingerprint knows an input by: a task's function and its whole input, not the
+    # task's repr, which cuts long values short and shows its drain's state.
+    if not isinstance(item, Task):
+        return repr(item)
+    task: Task[Any, Any, Any] = item  # pyright: ignore[reportUnknownVariableType]
+    given = task._input
+    return f"{_identity(task._spec.fn)}({'' if given is _MISSING else repr(given)})"
+
+
+def _identity(fn: object) -> str:
+    # A function by its place in the code, the same in every process (its repr shows an address).
+    if isinstance(fn, _Call):
+        return _identity(fn._fn)
+    if isinstance(fn, partial):
+        bound: partial[Any] = fn  # pyright: ignore[reportUnknownVariableType]
+        return f"{_identity(bound.func)}{bound.args!r}{sorted(bound.keywords.items())!r}"
+    if inspect.ismethod(fn):
+        fn = fn.__func__
+    if not hasattr(fn, "__qualname__"):  # a callable object: its class
+        fn = type(fn)
+    return f"{getattr(fn, '__module__', '')}.{getattr(fn, '__qualname__', '')}"

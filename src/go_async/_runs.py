@@ -75,9 +75,9 @@ class Runs:
         run of the same tasks with the same checkpoint skips every task that
         ended (succeeded or failed) and runs the rest: the ones that were
         running when the first run died, and those it never reached. The
-        inputs are known by a fingerprint of the first tasks' reprs, or by
-        ``run_id``; progress saved for other inputs is refused with a
-        ``ValueError``.
+        inputs are known by a fingerprint of the first tasks (each one's
+        function and its input's repr), or by ``run_id``; progress saved for
+        other inputs is refused with a ``ValueError``.
 
         Example::
 
@@ -102,7 +102,7 @@ class Runs:
                 raise TypeError(msg)
             await self._drive(tasks, bar)
             return
-        resume = Resume(where, checkpoint, run_id)
+        resume = Resume(where, checkpoint, run_id, getattr(bar, "skipped", None))
         try:
             todo = await resume.opened(tasks)
             await self._drive(todo, bar, resume.succeeded, ended=resume.ended)
@@ -251,7 +251,7 @@ class Runs:
         run_id: str | None = None,
     ) -> list[R | Exception]:
         if checkpoint is not None:
-            resume = ResumeMap(where, checkpoint, run_id)
+            resume = ResumeMap(where, checkpoint, run_id, getattr(bar, "skipped", None))
             try:
                 todo = await resume.opened(calls(fn, inputs))
                 failures = await self._drive(todo, bar, resume.succeeded, settle=settle)
