@@ -341,7 +341,7 @@ def test_a_resumable_map_needs_a_file_to_keep_its_values(tmp_path: Path) -> None
             pass
 
     with pytest.raises(TypeError, match=r"Pool.map: a resumable map keeps its values in a SQLite checkpoint"):
-        Pool().map(asyncio.sleep, [0], checkpoint=InMemory())
+        Pool().map(asyncio.sleep, [0], checkpoint=InMemory())  # type: ignore[call-overload]
     with pytest.raises(TypeError, match=r"Pool.map: run_id names the inputs of a checkpoint"):
         Pool().map(asyncio.sleep, [0], run_id="nightly")
 

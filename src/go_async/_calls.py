@@ -5,16 +5,14 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Sized
-from typing import Any, Generic, TypeAlias, TypeVar, cast, overload
+from typing import Any, Generic, TypeVar, cast, overload
 
 from ._spec import describe
-from ._supply import MappedAsync, is_async_only
+from ._supply import Inputs, MappedAsync, is_async_only
 from ._task import Args, Task
 
 X = TypeVar("X")
 R = TypeVar("R")
-# What map, amap and as_completed take: inputs from an iterable or an async iterable.
-Inputs: TypeAlias = Iterable[X] | AsyncIterable[X]
 
 
 @overload

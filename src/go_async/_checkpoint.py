@@ -70,7 +70,7 @@ class Checkpoint(Protocol):
         """The progress saved last, or ``None``."""
         ...
 
-    def save(self, progress: RunProgress) -> None:
+    def save(self, progress: RunProgress, /) -> None:
         """Keep ``progress`` in place of what was saved before."""
         ...
 
@@ -166,6 +166,8 @@ class SqliteCheckpoint:
 
 
 CheckpointChoice = Checkpoint | str | os.PathLike[str]
+# What map and amap take: a file, as a map keeps its values beside its progress.
+MapCheckpointChoice = SqliteCheckpoint | str | os.PathLike[str]
 
 
 def checkpoint_of(where: str, choice: object) -> Checkpoint:

@@ -31,49 +31,54 @@ class Hooks:
     run goes on; it never changes a task's outcome. ``task_queued`` and the
     cancellation of a queued task only happen in a running pool.
 
+    Each event's arguments come by position, so a hook may name them as it
+    likes; ``@typing_extensions.override`` on each makes the type checkers
+    catch a misspelled one, which would otherwise never be called.
+
     Example::
 
         class CountFailures(Hooks):
             def __init__(self) -> None:
                 self.failed = 0
 
+            @override
             def task_failed(self, args: Args[Any], error: Exception, seconds: float) -> None:
                 self.failed += 1
 
         Pool(limit=8, hooks=[CountFailures()]).go(tasks)
     """
 
-    def pool_started(self, pool: Pool) -> None:
+    def pool_started(self, pool: Pool, /) -> None:
         """A run of ``go``/``map`` began, or a running pool opened."""
 
-    def pool_closed(self, pool: Pool) -> None:
+    def pool_closed(self, pool: Pool, /) -> None:
         """That run, or that running pool, ended: every task has ended too."""
 
-    def task_queued(self, args: Args[Any]) -> None:
+    def task_queued(self, args: Args[Any], /) -> None:
         """A task was submitted to a running pool and waits for room."""
 
-    def task_started(self, args: Args[Any]) -> None:
+    def task_started(self, args: Args[Any], /) -> None:
         """A task began its first try."""
 
-    def task_retried(self, args: Args[Any], error: Exception, attempt: int, wait: float) -> None:
+    def task_retried(self, args: Args[Any], error: Exception, attempt: int, wait: float, /) -> None:
         """Try number ``attempt`` failed with ``error``; the next starts in ``wait`` seconds."""
 
-    def retry_refused(self, args: Args[Any], error: Exception, attempt: int) -> None:
+    def retry_refused(self, args: Args[Any], error: Exception, attempt: int, /) -> None:
         """Try ``attempt`` failed with ``error``, its final error: the pool's retry budget refused a retry."""
 
-    def task_succeeded(self, args: Args[Any], seconds: float) -> None:
+    def task_succeeded(self, args: Args[Any], seconds: float, /) -> None:
         """A task ended well, ``seconds`` after it started (retries included)."""
 
-    def task_failed(self, args: Args[Any], error: Exception, seconds: float) -> None:
+    def task_failed(self, args: Args[Any], error: Exception, seconds: float, /) -> None:
         """A task ended with its final ``error``, ``seconds`` after it started."""
 
-    def task_cancelled(self, args: Args[Any]) -> None:
+    def task_cancelled(self, args: Args[Any], /) -> None:
         """A task was cancelled, running or (in a running pool) still queued."""
 
-    def circuit_changed(self, breaker: CircuitBreaker, state: CircuitState) -> None:
+    def circuit_changed(self, breaker: CircuitBreaker, state: CircuitState, /) -> None:
         """A task of this pool moved ``breaker`` to ``state`` (see ``CircuitBreaker``)."""
 
-    def limit_changed(self, old: int, new: int, reason: str) -> None:
+    def limit_changed(self, old: int, new: int, reason: str, /) -> None:
         """The pool's ``Adaptive`` limit went from ``old`` to ``new`` after an ``"ok"``/``"overload"`` try."""
 
 

@@ -6,9 +6,9 @@ import asyncio
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
 from typing import Any, Literal, TypeVar, cast, overload
 
-from ._calls import Inputs, calls, check_mapping
+from ._calls import calls, check_mapping
 from ._handle import Handle, State
-from ._supply import MappedAsync
+from ._supply import Inputs, MappedAsync
 from ._task import Task
 
 X = TypeVar("X")
@@ -44,7 +44,7 @@ class RunningMap:
     ) -> list[V]: ...
     @overload
     async def map(
-        self, fn: Callable[[X], Awaitable[V]], inputs: Inputs[X], *, return_exceptions: Literal[True]
+        self, fn: Callable[[X], Awaitable[V]], inputs: Inputs[X], *, return_exceptions: bool
     ) -> list[V | Exception]: ...
     async def map(
         self, fn: Callable[[X], Awaitable[V]], inputs: Inputs[X], *, return_exceptions: bool = False
@@ -66,7 +66,7 @@ class RunningMap:
     ) -> list[V]: ...
     @overload
     async def amap(
-        self, fn: Callable[[X], Awaitable[V]], inputs: Inputs[X], *, return_exceptions: Literal[True]
+        self, fn: Callable[[X], Awaitable[V]], inputs: Inputs[X], *, return_exceptions: bool
     ) -> list[V | Exception]: ...
     async def amap(
         self, fn: Callable[[X], Awaitable[V]], inputs: Inputs[X], *, return_exceptions: bool = False

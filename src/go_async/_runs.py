@@ -8,14 +8,15 @@ from functools import partial
 from typing import Any, Literal, TypeVar, overload
 
 from ._batch import Batch, Tasks
-from ._calls import Inputs, calls, check_mapping, check_tasks, refuse_to_block, size_of, stream
-from ._checkpoint import CheckpointChoice
+from ._calls import calls, check_mapping, check_tasks, refuse_to_block, size_of, stream
+from ._checkpoint import CheckpointChoice, MapCheckpointChoice
 from ._hookset import emit
 from ._progress import ProgressChoice, progress_hooks
 from ._resume import Resume
 from ._resume_map import ResumeMap
 from ._settings import Settings
 from ._spec import describe
+from ._supply import Inputs
 
 X = TypeVar("X")
 R = TypeVar("R")
@@ -144,7 +145,7 @@ class Runs:
         *,
         progress: ProgressChoice = ...,
         return_exceptions: Literal[False] = ...,
-        checkpoint: CheckpointChoice | None = ...,
+        checkpoint: MapCheckpointChoice | None = ...,
         run_id: str | None = ...,
     ) -> list[R]: ...
     @overload
@@ -154,8 +155,8 @@ class Runs:
         inputs: Inputs[X],
         *,
         progress: ProgressChoice = ...,
-        return_exceptions: Literal[True],
-        checkpoint: CheckpointChoice | None = ...,
+        return_exceptions: bool,
+        checkpoint: MapCheckpointChoice | None = ...,
         run_id: str | None = ...,
     ) -> list[R | Exception]: ...
     def map(
@@ -165,7 +166,7 @@ class Runs:
         *,
         progress: ProgressChoice = False,
         return_exceptions: bool = False,
-        checkpoint: CheckpointChoice | None = None,
+        checkpoint: MapCheckpointChoice | None = None,
         run_id: str | None = None,
     ) -> list[R] | list[R | Exception]:
         """``fn(x)`` for each of ``inputs``, run as tasks of this pool, in input order; blocks.
@@ -200,7 +201,7 @@ class Runs:
         *,
         progress: ProgressChoice = ...,
         return_exceptions: Literal[False] = ...,
-        checkpoint: CheckpointChoice | None = ...,
+        checkpoint: MapCheckpointChoice | None = ...,
         run_id: str | None = ...,
     ) -> list[R]: ...
     @overload
@@ -210,8 +211,8 @@ class Runs:
         inputs: Inputs[X],
         *,
         progress: ProgressChoice = ...,
-        return_exceptions: Literal[True],
-        checkpoint: CheckpointChoice | None = ...,
+        return_exceptions: bool,
+        checkpoint: MapCheckpointChoice | None = ...,
         run_id: str | None = ...,
     ) -> list[R | Exception]: ...
     async def amap(
@@ -221,7 +222,7 @@ class Runs:
         *,
         progress: ProgressChoice = False,
         return_exceptions: bool = False,
-        checkpoint: CheckpointChoice | None = None,
+        checkpoint: MapCheckpointChoice | None = None,
         run_id: str | None = None,
     ) -> list[R] | list[R | Exception]:
         """``fn(x)`` for each of ``inputs`` (iterable or async iterable), in order: ``map``'s async twin.

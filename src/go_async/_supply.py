@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, Generic, TypeAlias, TypeVar, cast
 
 T = TypeVar("T")
 U = TypeVar("U")
+# What map, amap and as_completed take: inputs from an iterable or an async iterable.
+Inputs: TypeAlias = Iterable[T] | AsyncIterable[T]
 
 # What `AsyncSupply.pull` returns once the iterable has ended.
 END: Any = object()

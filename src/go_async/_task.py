@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import enum
 import itertools
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import closing
 from dataclasses import replace
 from datetime import timedelta
@@ -21,6 +21,7 @@ from ._options import TaskOptions
 from ._runner import Runner
 from ._spec import Spec, is_async_callable, short_repr
 from ._stats import PoolStats
+from ._supply import Inputs
 from ._topic import Topic, WhenFull
 
 # A task's input, what its drain takes (its input's type unless said), and
@@ -208,21 +209,21 @@ class TaskPool(Protocol):
 
     @overload
     async def map(
-        self, fn: Callable[[X], Awaitable[V]], inputs: Iterable[X], *, return_exceptions: Literal[False] = ...
+        self, fn: Callable[[X], Awaitable[V]], inputs: Inputs[X], *, return_exceptions: Literal[False] = ...
     ) -> list[V]: ...
     @overload
     async def map(
-        self, fn: Callable[[X], Awaitable[V]], inputs: Iterable[X], *, return_exceptions: Literal[True]
+        self, fn: Callable[[X], Awaitable[V]], inputs: Inputs[X], *, return_exceptions: bool
     ) -> list[V | Exception]: ...
     @overload
     async def amap(
-        self, fn: Callable[[X], Awaitable[V]], inputs: Iterable[X], *, return_exceptions: Literal[False] = ...
+        self, fn: Callable[[X], Awaitable[V]], inputs: Inputs[X], *, return_exceptions: Literal[False] = ...
     ) -> list[V]: ...
     @overload
     async def amap(
-        self, fn: Callable[[X], Awaitable[V]], inputs: Iterable[X], *, return_exceptions: Literal[True]
+        self, fn: Callable[[X], Awaitable[V]], inputs: Inputs[X], *, return_exceptions: bool
     ) -> list[V | Exception]: ...
-    def as_completed(self, fn: Callable[[X], Awaitable[V]], inputs: Iterable[X]) -> AsyncGenerator[V, None]:
+    def as_completed(self, fn: Callable[[X], Awaitable[V]], inputs: Inputs[X]) -> AsyncGenerator[V, None]:
         """``fn(x)`` for each of ``inputs``, as tasks of the pool: each value as its call ends."""
         ...
 

@@ -17,6 +17,7 @@ from go_async import (
     Pool,
     RateLimit,
     RetryBudget,
+    RunProgress,
     Task,
     Topic,
     call,
@@ -230,3 +231,15 @@ async def async_inputs_badly() -> None:
     await takes_an_int((await Pool().amap(to_text, numbers()))[0])  # type: ignore[arg-type]
     await Pool().ago(numbers())  # type: ignore[arg-type]
     await Pool().ago([], checkpoint=3)  # type: ignore[arg-type]
+
+
+class InMemoryProgress:
+    def load(self) -> RunProgress | None:
+        return None
+
+    def save(self, progress: RunProgress) -> None:
+        pass
+
+
+async def a_map_keeps_its_values_in_a_file() -> None:
+    await Pool().amap(to_text, [1], checkpoint=InMemoryProgress())  # type: ignore[call-overload]
