@@ -1,13 +1,15 @@
 """Adaptive concurrency: a limit that grows while calls go well and shrinks when the service is overloaded.
 
 Additive increase, multiplicative decrease, as TCP and Netflix's
-concurrency-limits do it: each try that ends well at a steady latency, with
-the limit in use, adds ``1 / limit`` (so the limit grows by one per limit's
-worth of good tries); an overload (an error the user names, a timeout, or a
-latency ``tolerance`` times the recent best) multiplies it by ``backoff``,
-at most once per the best latency of late, so that one burst of failures
-counts once. Every decision reads only the clock and the outcomes: on a
-``ManualClock`` the same run gives the same trace.
+concurrency-limits do it: each try that ends well at a steady latency while
+the limit is in use (another try waits for room) adds ``1 / limit``, so the
+limit grows by one per limit's worth of such tries; an overload (an error the
+user names, a timeout, or a latency ``tolerance`` times the recent best)
+sets it to ``floor(limit * backoff)``, one less at least. An overload counts
+only for a try let in after the last decrease, as TCP's NewReno counts one
+loss per window: the tries let in before it saw the old limit. Every
+decision reads only the clock and the outcomes: on a ``ManualClock`` the
+same run gives the same trace.
 """
 
 from __future__ import annotations
@@ -18,13 +20,15 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, Literal, cast
 
-from ._checks import positive_int, positive_seconds
+from ._checks import positive_int
 from ._clock import SYSTEM_CLOCK, Clock
 
 # What counts as an overload: error types, or a test of the error.
 OverloadOn = type[Exception] | tuple[type[Exception], ...] | Callable[[Exception], bool]
 # How a try ended, as the limit sees it.
 Outcome = Literal["ok", "overload", "other"]
+# A try let in: the clock's time then, and its ticket (how many were let in before it, plus one).
+Admission = tuple[float, int]
 # How fast the best latency drifts up, per second (so that a service that got slower for good
 # is judged against its new normal in time): 1%, about 1.5 times in 40 seconds.
 _BEST_DRIFT = 0.01
@@ -34,14 +38,17 @@ class Adaptive:
     """``Pool(limit=Adaptive(min=1, max=200))``: a concurrency limit that finds the service's capacity.
 
     The limit starts at ``initial`` (``min`` by default) and stays within
-    ``[min, max]``. It grows while tries succeed at a steady latency with
-    the limit in use, and shrinks (times ``backoff``) on an overload: an
-    error for which ``overload`` says so (exception types, or a function of
-    the error; timeouts always count), or a try slower than ``tolerance``
-    times the best of the recent ones. Other errors leave it be. Each change
-    goes to the pool's hooks (``limit_changed``) and OpenTelemetry;
-    ``limit`` and ``changes`` read it now. One ``Adaptive`` belongs to one
-    pool; ``clock`` (a ``ManualClock`` in tests) times the tries.
+    ``[min, max]``. A try that succeeds, no slower than ``tolerance`` times
+    the best latency of late, while another try waits for room, adds
+    ``1 / limit``. An overload sets the limit to ``floor(limit * backoff)``
+    (one less at least): an error for which ``overload`` says so (exception
+    types, or a function of the error; timeouts always count), or a try
+    slower than that. Only a try let in after the last decrease can cause
+    another. Other errors, and tries that end well with no one waiting,
+    leave it be. Each change goes to the pool's hooks (``limit_changed``)
+    and OpenTelemetry; ``limit`` and ``changes`` read it now. One
+    ``Adaptive`` belongs to one pool; ``clock`` (a ``ManualClock`` in tests)
+    times the tries.
 
     Example::
 
@@ -51,11 +58,12 @@ class Adaptive:
     """
 
     __slots__ = (
+        "_admitted",
         "_backoff",
         "_best",
         "_best_at",
-        "_calm_until",
         "_clock",
+        "_cut_after",
         "_overload",
         "_tolerance",
         "_waiters",
@@ -86,24 +94,27 @@ class Adaptive:
         if not self.min <= start <= self.max:
             msg = f"Adaptive: initial must be within [min, max] = [{self.min}, {self.max}], got {initial!r}"
             raise ValueError(msg)
-        if not 0 < backoff < 1:
-            msg = f"Adaptive: backoff must be between 0 and 1 (exclusive), got {backoff!r}"
-            raise ValueError(msg)
-        if positive_seconds("Adaptive", "tolerance", tolerance) <= 1:
-            msg = f"Adaptive: tolerance must be above 1 (a multiple of the best latency), got {tolerance!r}"
-            raise ValueError(msg)
+        self._backoff = _number("backoff", backoff, "between 0 and 1 (exclusive)", lambda b: 0 < b < 1)
+        self._tolerance = _number(
+            "tolerance",
+            tolerance,
+            "above 1 and finite (a multiple of the best latency)",
+            lambda t: 1 < t < math.inf,
+        )
         self._overload = _overload_test(overload)
-        self._tolerance = float(tolerance)
-        self._backoff = float(backoff)
-        self._clock = SYSTEM_CLOCK if clock is None else clock
+        if clock is not None and not callable(getattr(clock, "time", None)):
+            msg = f"Adaptive: clock must be a Clock, got {clock!r} ({type(clock).__name__})"
+            raise TypeError(msg)
+        self._clock: Clock = SYSTEM_CLOCK if clock is None else clock
         # The limit as a real number: additive increase adds fractions of one.
         self.window: float = float(start)
         self.in_flight: int = 0
         self.changes: int = 0
         self._best: float | None = None  # the best latency of late
         self._best_at = 0.0  # when it was last set
-        self._calm_until = -math.inf  # no second decrease before this time
-        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._admitted = 0  # tries let in so far: each try's ticket is its number
+        self._cut_after = 0  # the last ticket before the last decrease
+        self._waiters: deque[asyncio.Future[int]] = deque()
 
     @property
     def limit(self) -> int:
@@ -115,33 +126,45 @@ class Adaptive:
 
     # --- around each try ----------------------------------------------------------
 
-    async def acquire(self) -> float:
-        """Wait for room under the limit (first come, first served); the clock's time it started."""
-        if self.in_flight >= self.limit or self._waiters:
-            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            self._waiters.append(waiter)
-            try:
-                await waiter
-            except BaseException:
-                if waiter.done() and not waiter.cancelled():
-                    self.in_flight -= 1  # given room, but cancelled first: the room goes to the next
-                    self._wake()
-                elif waiter in self._waiters:  # a release may have dropped it already (cancelled)
-                    self._waiters.remove(waiter)
-                raise
-        else:
+    async def acquire(self) -> Admission:
+        """Wait for room under the limit (first come, first served); the clock's time then, and a ticket."""
+        if self.in_flight < self.limit and not self._waiters:
+            started = self._clock.time()  # before the slot is taken: a clock that fails takes nothing
             self.in_flight += 1
-        return self._clock.time()
+            self._admitted += 1
+            return started, self._admitted
+        waiter: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            ticket = await waiter
+            return self._clock.time(), ticket
+        except BaseException:
+            if waiter.done() and not waiter.cancelled():
+                self.in_flight -= 1  # given room, but cancelled (or the clock failed): it goes to the next
+                self._wake()
+            elif waiter in self._waiters:  # a release may have dropped it already (cancelled)
+                self._waiters.remove(waiter)
+            raise
 
     def release(
-        self, started: float, error: BaseException | None, notify: Callable[..., object] | None
+        self, admission: Admission, error: BaseException | None, notify: Callable[..., object] | None
     ) -> None:
-        """A try begun at ``started`` ended (with ``error`` if it failed): adjust, then admit the next."""
+        """A try let in by ``admission`` ended (with ``error`` if it failed): adjust, then admit the next."""
         self.in_flight -= 1
-        latency = self._clock.time() - started
+        try:
+            self._adjust(admission, error, notify)
+        finally:
+            self._wake()  # whatever the clock or a hook did, the room goes to the next
+
+    def _adjust(
+        self, admission: Admission, error: BaseException | None, notify: Callable[..., object] | None
+    ) -> None:
+        started, ticket = admission
+        now = self._clock.time()
+        latency = now - started
         outcome = self._outcome(error, latency)
         if error is None:
-            now, best = self._clock.time(), self._best
+            best = self._best
             if best is not None:
                 best *= 1 + _BEST_DRIFT * (now - self._best_at)
             if best is None or latency <= best:
@@ -149,16 +172,18 @@ class Adaptive:
             self._best, self._best_at = best, now
         before = self.limit
         if outcome == "overload":
-            self._decrease()
-        elif outcome == "ok" and 2 * (self.in_flight + 1) >= before:
-            # Only a limit in use grows: idle room says nothing about the capacity.
+            if ticket > self._cut_after:
+                # A try let in before the last decrease saw the limit before it: it counts once.
+                self.window = float(max(self.min, math.floor(before * self._backoff)))
+                self._cut_after = self._admitted
+        elif outcome == "ok" and self._waiters:
+            # Grow only a limit in use (a try waits for room): idle room says nothing of the capacity.
             self.window = min(float(self.max), self.window + 1 / self.window)
         after = self.limit
         if after != before:
             self.changes += 1
             if notify is not None:
                 notify(before, after, outcome)
-        self._wake()
 
     def _outcome(self, error: BaseException | None, latency: float) -> Outcome:
         if error is None:
@@ -169,19 +194,23 @@ class Adaptive:
             return "overload"
         return "other"
 
-    def _decrease(self) -> None:
-        now = self._clock.time()
-        if now < self._calm_until:
-            return  # the tries of one burst were overloaded together: it counts once
-        self.window = max(float(self.min), math.floor(self.window * self._backoff))
-        self._calm_until = now + (self._best or 0.0)
-
     def _wake(self) -> None:
         while self._waiters and self.in_flight < self.limit:
             waiter = self._waiters.popleft()
             if not waiter.done():
                 self.in_flight += 1
-                waiter.set_result(None)
+                self._admitted += 1
+                waiter.set_result(self._admitted)
+
+
+def _number(name: str, value: object, within: str, fits: Callable[[float], bool]) -> float:
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        msg = f"Adaptive: {name} must be a number {within}, got {value!r} ({type(value).__name__})"
+        raise TypeError(msg)
+    if not fits(float(value)):  # NaN fits no range: it is refused here too
+        msg = f"Adaptive: {name} must be a number {within}, got {value!r}"
+        raise ValueError(msg)
+    return float(value)
 
 
 def _overload_test(overload: object) -> Callable[[Exception], bool]:
@@ -207,11 +236,11 @@ async def gated(
     adaptive: Adaptive, call: Callable[[Any], Any], args: Any, notify: Callable[..., object] | None
 ) -> Any:
     """``await call(args)`` once there is room under ``adaptive``; the try's end adjusts the limit."""
-    started = await adaptive.acquire()
+    admission = await adaptive.acquire()
     try:
         value = await call(args)
     except BaseException as error:
-        adaptive.release(started, error, notify)
+        adaptive.release(admission, error, notify)
         raise
-    adaptive.release(started, None, notify)
+    adaptive.release(admission, None, notify)
     return value
