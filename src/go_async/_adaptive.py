@@ -64,14 +64,15 @@ class Adaptive:
         "_best_at",
         "_clock",
         "_cut_after",
+        "_limit",
         "_overload",
         "_tolerance",
         "_waiters",
+        "_window",
         "changes",
         "in_flight",
         "max",
         "min",
-        "window",
     )
 
     def __init__(
@@ -107,7 +108,8 @@ class Adaptive:
             raise TypeError(msg)
         self._clock: Clock = SYSTEM_CLOCK if clock is None else clock
         # The limit as a real number: additive increase adds fractions of one.
-        self.window: float = float(start)
+        self._window = float(start)
+        self._limit = start  # int(window), kept beside it: every try reads it
         self.in_flight: int = 0
         self.changes: int = 0
         self._best: float | None = None  # the best latency of late
@@ -119,20 +121,38 @@ class Adaptive:
     @property
     def limit(self) -> int:
         """How many tries may run at once now."""
-        return int(self.window)
+        return self._limit
+
+    @property
+    def window(self) -> float:
+        """The limit as a real number: additive increase adds fractions of one."""
+        return self._window
+
+    @window.setter
+    def window(self, value: float) -> None:
+        self._window, self._limit = value, int(value)
 
     def __repr__(self) -> str:
         return f"Adaptive(min={self.min}, max={self.max}, limit={self.limit}, in_flight={self.in_flight})"
 
     # --- around each try ----------------------------------------------------------
 
+    def admit(self) -> Admission:
+        """Room now, when ``has_room``: the clock's time, and a ticket (``acquire`` without the wait)."""
+        started = self._clock.time()  # before the slot is taken: a clock that fails takes nothing
+        self.in_flight += 1
+        self._admitted += 1
+        return started, self._admitted
+
+    @property
+    def has_room(self) -> bool:
+        """Whether a try may start now: below the limit, with no try waiting before it."""
+        return self.in_flight < self._limit and not self._waiters
+
     async def acquire(self) -> Admission:
         """Wait for room under the limit (first come, first served); the clock's time then, and a ticket."""
-        if self.in_flight < self.limit and not self._waiters:
-            started = self._clock.time()  # before the slot is taken: a clock that fails takes nothing
-            self.in_flight += 1
-            self._admitted += 1
-            return started, self._admitted
+        if self.in_flight < self._limit and not self._waiters:
+            return self.admit()
         waiter: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
         try:
@@ -154,7 +174,8 @@ class Adaptive:
         try:
             self._adjust(admission, error, notify)
         finally:
-            self._wake()  # whatever the clock or a hook did, the room goes to the next
+            if self._waiters:  # whatever the clock or a hook did, the room goes to the next
+                self._wake()
 
     def _adjust(
         self, admission: Admission, error: BaseException | None, notify: Callable[..., object] | None
@@ -162,15 +183,19 @@ class Adaptive:
         started, ticket = admission
         now = self._clock.time()
         latency = now - started
-        outcome = self._outcome(error, latency)
         if error is None:
             best = self._best
-            if best is not None:
-                best *= 1 + _BEST_DRIFT * (now - self._best_at)
-            if best is None or latency <= best:
+            if best is None:
+                outcome: Outcome = "ok"
                 best = latency
+            else:
+                outcome = "overload" if best > 0 and latency > self._tolerance * best else "ok"
+                best *= 1 + _BEST_DRIFT * (now - self._best_at)  # the best of late: it drifts up
+                best = min(best, latency)
             self._best, self._best_at = best, now
-        before = self.limit
+        else:
+            outcome = self._outcome_of(error)
+        before = self._limit
         if outcome == "overload":
             if ticket > self._cut_after:
                 # A try let in before the last decrease saw the limit before it: it counts once.
@@ -179,23 +204,19 @@ class Adaptive:
         elif outcome == "ok" and self._waiters:
             # Grow only a limit in use (a try waits for room): idle room says nothing of the capacity.
             self.window = min(float(self.max), self.window + 1 / self.window)
-        after = self.limit
+        after = self._limit
         if after != before:
             self.changes += 1
             if notify is not None:
                 notify(before, after, outcome)
 
-    def _outcome(self, error: BaseException | None, latency: float) -> Outcome:
-        if error is None:
-            best = self._best
-            slow = best is not None and best > 0 and latency > self._tolerance * best
-            return "overload" if slow else "ok"
+    def _outcome_of(self, error: BaseException) -> Outcome:
         if isinstance(error, TimeoutError) or (isinstance(error, Exception) and self._overload(error)):
             return "overload"
         return "other"
 
     def _wake(self) -> None:
-        while self._waiters and self.in_flight < self.limit:
+        while self._waiters and self.in_flight < self._limit:
             waiter = self._waiters.popleft()
             if not waiter.done():
                 self.in_flight += 1
@@ -236,7 +257,8 @@ async def gated(
     adaptive: Adaptive, call: Callable[[Any], Any], args: Any, notify: Callable[..., object] | None
 ) -> Any:
     """``await call(args)`` once there is room under ``adaptive``; the try's end adjusts the limit."""
-    admission = await adaptive.acquire()
+    # Room now is the common case: taken without a coroutine of its own.
+    admission = adaptive.admit() if adaptive.has_room else await adaptive.acquire()
     try:
         value = await call(args)
     except BaseException as error:
