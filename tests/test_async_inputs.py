@@ -97,7 +97,7 @@ def test_the_iterables_error_is_raised_after_the_running_tasks_end_with_a_note()
     pool = Pool(limit=3)
     with pytest.raises(ValueError, match="source failed at 7") as raised:
         asyncio.run(pool.amap(source.work, source.items()))
-    assert raised.value.__notes__ == ["raised by the tasks iterable after 7 tasks"]
+    assert raised.value.__notes__ == ["raised by the inputs iterable after 7 inputs"]
     assert source.ended == set(range(7))  # every task pulled ran to its end
     assert source.closed
 
@@ -214,9 +214,9 @@ def test_async_inputs_behave_as_sync_ones(
     if pulled < n:
         with pytest.raises(ValueError, match=f"source failed at {fail_at}") as raised:
             asyncio.run(pool.amap(work, source.items()))
-        notes = [f"raised by the tasks iterable after {fail_at} tasks"]
+        notes = [f"raised by the inputs iterable after {fail_at} inputs"]
         if task_fails:
-            notes.append("1 tasks failed too: see pool.errors()")
+            notes.append("1 task failed too: see pool.errors()")
         assert raised.value.__notes__ == notes
         assert source.ended == set(range(pulled))
     elif task_fails:

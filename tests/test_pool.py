@@ -288,7 +288,7 @@ def test_an_error_from_the_tasks_iterable_is_raised_after_running_tasks_finish()
     assert out.drain() == [0, 2]
     assert caught.value.__notes__ == [
         "raised by the tasks iterable after 3 tasks",
-        "1 tasks failed too: see pool.errors()",
+        "1 task failed too: see pool.errors()",
     ]
     assert [str(error) for error in pool.errors()] == ["task failed"]
 

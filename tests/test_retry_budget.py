@@ -367,6 +367,29 @@ def test_bad_arguments_name_the_parameter_and_the_value(
     assert str(raised.value).startswith(message)
 
 
+def test_a_budget_or_none_comes_alone_to_with_retry_budget() -> None:
+    """Other arguments beside a RetryBudget (even a default's value) or None are refused, not ignored."""
+    budget = RetryBudget(0.2, 1)
+    with pytest.raises(TypeError) as raised:
+        _Pool().with_retry_budget(budget, 99, window=-5, clock="x")
+    assert str(raised.value) == (
+        "Pool.with_retry_budget: a RetryBudget has settings of its own, so it comes alone:"
+        " got RetryBudget(ratio=0.2, min_per_second=1.0, window=10.0)"
+        " with min_per_second=99, window=-5, clock='x'"
+    )
+    with pytest.raises(TypeError, match=r"so it comes alone: got RetryBudget\(.*\) with window=10.0$"):
+        _Pool().with_retry_budget(budget, window=10.0)
+    with pytest.raises(TypeError) as raised:
+        _Pool().with_retry_budget(None, 1)
+    assert str(raised.value) == (
+        "Pool.with_retry_budget: None removes the budget, so it comes alone: got None with min_per_second=1"
+    )
+    assert repr(budget) == "RetryBudget(ratio=0.2, min_per_second=1.0, window=10.0)"
+    # Not given beside a ratio, they take a budget's defaults.
+    made = Pool().with_retry_budget(0.3)._settings.layers.budget
+    assert repr(made) == "RetryBudget(ratio=0.3, min_per_second=10.0, window=10.0)"
+
+
 def test_open_telemetry_counts_the_refused_retries(waits: WaitLog) -> None:
     reader = InMemoryMetricReader()
     otel = OpenTelemetry(meter_provider=MeterProvider(metric_readers=[reader]))

@@ -95,9 +95,8 @@ class Batch(Outcomes):
         supply = cast("AsyncSupply[Task[Any, Any, Any]]", self._specs)
         try:
             task = await supply.pull()
-        except Exception as error:
-            error.add_note(f"raised by the tasks iterable after {self._total} tasks")
-            self._stop_supply(error)
+        except BaseException as error:
+            self._source_raised(error)
             return None
         if task is END:
             self._specs = _NO_MORE
@@ -176,15 +175,11 @@ class Batch(Outcomes):
                 if (pulled := await self._pull()) is None:
                     return
                 task = pulled
-            except Exception as error:
-                # The user's iterable failed: no new task starts, the running
-                # ones finish, and `raise_failures` reports it. Raising here
-                # instead would abort the TaskGroup.
-                error.add_note(f"raised by the tasks iterable after {self._total} tasks")
-                self._stop_supply(error)
+            except BaseException as error:
+                self._source_raised(error)
                 return
             if not isinstance(task, Task):
-                self._stop_supply(not_a_task(self._total, task))
+                self._source_error, self._specs = not_a_task(self._total, task), _NO_MORE
                 return
             index = self._total
             self._total = index + 1
@@ -329,9 +324,14 @@ class Batch(Outcomes):
             if breaker is not None:
                 breaker.succeeded(probe, None)
 
-    def _stop_supply(self, error: Exception) -> None:
-        self._source_error = error
+    def _source_raised(self, error: BaseException) -> None:
+        # The user's iterable failed: no new task starts, the running ones end, then
+        # `raise_failures` reports it (raised here, it would abort the TaskGroup).
         self._specs = _NO_MORE
+        if isinstance(error, KeyboardInterrupt | SystemExit):
+            assert self._interrupts is not None
+            self._interrupts.catch(error)  # it cancels the run, as a task's interrupt does
+        self._source_failed(error)
 
     def _feed(self, drain: Drain[Any]) -> None:
         # Readers of a drain wait until every run feeding it has ended.

@@ -7,18 +7,21 @@ from collections.abc import Callable
 from operator import itemgetter
 from typing import Any
 
+from ._supply import being_cancelled, source_cancelled
 from ._task import Args, name_failure
 
 
 class Outcomes:
     """A run's failures by position, and its tasks iterable's own error; ``Batch`` is one."""
 
-    __slots__ = ("_errors", "_on_failed", "_source_error", "_total")
+    __slots__ = ("_errors", "_items", "_on_failed", "_source_error", "_total")
 
     def __init__(self) -> None:
         self._errors: list[tuple[int, Exception]] = []
         self._source_error: Exception | None = None
         self._total = 0
+        # What the run's iterable holds, as its error's note names them: "tasks", or "inputs" (map).
+        self._items = "tasks"
         # Told the position of each task that failed (a resumable run's `Resume`).
         self._on_failed: Callable[[int], object] | None = None
 
@@ -29,6 +32,17 @@ class Outcomes:
         if self._on_failed is not None and (me is None or not me.cancelling()):
             # A task that failed while its run was being cancelled has not finished: it runs again.
             self._on_failed(index)
+
+    def _source_failed(self, error: BaseException) -> None:
+        """The run's iterable raised ``error``: keep it, to be raised once the running tasks end."""
+        if isinstance(error, asyncio.CancelledError):
+            if being_cancelled():
+                raise error  # the run is being cancelled: it goes on unwinding
+            error = source_cancelled(self._items, error)
+        elif not isinstance(error, Exception):
+            raise error
+        error.add_note(f"raised by the {self._items} iterable after {self._total} {self._items}")
+        self._source_error = error
 
     def errors(self) -> list[Exception]:
         """The final error of each failed task, in submission order."""
@@ -42,7 +56,8 @@ class Outcomes:
         errors = self.errors()
         if self._source_error is not None:
             if errors:
-                self._source_error.add_note(f"{len(errors)} tasks failed too: see pool.errors()")
+                tasks = "task" if len(errors) == 1 else "tasks"
+                self._source_error.add_note(f"{len(errors)} {tasks} failed too: see pool.errors()")
             raise self._source_error
         if errors and not settle:
             msg = f"{len(errors)} of {self._total} tasks failed"

@@ -11,7 +11,7 @@ from ._checks import positive_int, timeout_seconds
 from ._clock import Clock
 from ._rate import RateLimit, rate_limit
 from ._retry import DEFAULT_MAX_WAIT, RetryOn, RetryPolicy
-from ._retry_budget import RetryBudget, retry_budget
+from ._retry_budget import UNSET, RetryBudget, Unset, retry_budget
 from ._settings import Settings
 from ._task import Middleware, check_middleware
 
@@ -89,10 +89,10 @@ class PoolOptions:
     def with_retry_budget(
         self,
         ratio: RetryBudget | float | None = 0.2,
-        min_per_second: float = 10.0,
+        min_per_second: float | Unset = UNSET,
         *,
-        window: float | timedelta = 10.0,
-        clock: Clock | None = None,
+        window: float | timedelta | Unset = UNSET,
+        clock: Clock | Unset | None = UNSET,
     ) -> Self:
         """A copy of this pool whose retries may add at most ``ratio`` of its recent first tries.
 
@@ -100,15 +100,16 @@ class PoolOptions:
         every retry takes one, both counted over the last ``window`` seconds;
         a retry goes ahead while ``ratio * first_tries + min_per_second *
         window - retries >= 1``, else its task fails with its last error (see
-        ``RetryBudget``). Every task of the pool shares it; pass a
-        ``RetryBudget`` to share one between pools, or ``None`` to remove it.
+        ``RetryBudget``). By default ``min_per_second`` is 10 and ``window``
+        10 seconds. Every task of the pool shares it; pass a ``RetryBudget``
+        to share one between pools, or ``None`` to remove it (either alone:
+        with another argument, a ``TypeError``).
 
         Example::
 
             pool = Pool(limit=8).with_retry(5, 0.1).with_retry_budget(0.2, min_per_second=10, window=10)
         """
-        where = "Pool.with_retry_budget"
-        budget = None if ratio is None else retry_budget(where, ratio, min_per_second, window, clock)
+        budget = retry_budget("Pool.with_retry_budget", ratio, min_per_second, window, clock)
         return self._with_layers(budget=budget)
 
     def with_middleware(self, *middleware: Middleware) -> Self:

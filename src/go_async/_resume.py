@@ -26,7 +26,7 @@ from ._checkpoint import (
     checkpoint_of,
 )
 from ._checks import label
-from ._supply import is_async_only
+from ._supply import being_cancelled, is_async_only
 from ._task import _MISSING, Task
 
 T = TypeVar("T")
@@ -86,7 +86,7 @@ class Resume:
     async def _checked_async(self, tasks: AsyncIterable[T]) -> AsyncIterator[T]:
         rest = aiter(tasks)
         firsts: list[T] = []
-        failure: Exception | None = None
+        failure: BaseException | None = None
         try:
             try:
                 async for item in rest:
@@ -95,6 +95,10 @@ class Resume:
                         break
             except Exception as error:
                 failure = error
+            except asyncio.CancelledError as cancelled:
+                if being_cancelled():
+                    raise
+                failure = cancelled  # the iterable's own failure: the run reports it as any
             self._check(firsts)
         except BaseException:
             await _close(rest)  # refused, or interrupted: the run that would have closed it never starts
@@ -134,7 +138,7 @@ class Resume:
             self._changed()
         return True
 
-    def _sync_tasks(self, firsts: list[T], failure: Exception | None, rest: Iterator[T]) -> Iterator[T]:
+    def _sync_tasks(self, firsts: list[T], failure: BaseException | None, rest: Iterator[T]) -> Iterator[T]:
         items: Iterable[T] = firsts if failure is not None else chain(firsts, rest)
         if self._before is None:  # nothing to skip: hand every task
             positions = self._positions
@@ -154,7 +158,7 @@ class Resume:
             raise failure
 
     async def _async_tasks(
-        self, firsts: list[T], failure: Exception | None, rest: AsyncIterator[T]
+        self, firsts: list[T], failure: BaseException | None, rest: AsyncIterator[T]
     ) -> AsyncIterator[T]:
         try:
             for item in firsts:
@@ -224,12 +228,13 @@ class Resume:
                 self._opened.close()
 
 
-def _first_inputs(items: Iterator[T]) -> tuple[list[T], Exception | None]:
-    # The inputs the fingerprint is made of, and the error that cut them short, if one did.
+def _first_inputs(items: Iterator[T]) -> tuple[list[T], BaseException | None]:
+    # The inputs the fingerprint is made of, and the error that cut them short, if one did:
+    # a CancelledError too, as reading a sync iterable awaits nothing that a cancellation stops.
     firsts: list[T] = []
     try:
         firsts.extend(islice(items, FINGERPRINT_INPUTS))  # keeps those read before an error
-    except Exception as error:
+    except (Exception, asyncio.CancelledError) as error:
         return firsts, error
     return firsts, None
 

@@ -11,6 +11,7 @@ may retry, and asks ``allow`` before each retry.
 
 from __future__ import annotations
 
+import enum
 import math
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -22,6 +23,21 @@ from ._clock import SYSTEM_CLOCK, Clock
 from ._hookset import HookSet, emit
 
 Call = Callable[[Any], Awaitable[Any]]
+# What a budget has when not told otherwise.
+MIN_PER_SECOND = 10.0
+WINDOW = 10.0
+
+
+class Unset(enum.Enum):
+    """An argument of ``Pool.with_retry_budget`` not given: refused beside a budget, else its default."""
+
+    UNSET = enum.auto()
+
+    def __repr__(self) -> str:
+        return "<default>"
+
+
+UNSET = Unset.UNSET
 
 
 class RetryBudget:
@@ -60,9 +76,9 @@ class RetryBudget:
     def __init__(
         self,
         ratio: float = 0.2,
-        min_per_second: float = 10.0,
+        min_per_second: float = MIN_PER_SECOND,
         *,
-        window: float | timedelta = 10.0,
+        window: float | timedelta = WINDOW,
         clock: Clock | None = None,
     ) -> None:
         checked = _checked("RetryBudget", ratio, min_per_second, window, clock)
@@ -204,12 +220,27 @@ def _checked(
 
 def retry_budget(
     where: str, ratio: object, min_per_second: object, window: object, clock: object
-) -> RetryBudget:
-    """``ratio`` if it is a ``RetryBudget``, else a new one of these arguments, checked for ``where``."""
-    if isinstance(ratio, RetryBudget):
+) -> RetryBudget | None:
+    """``ratio`` if it is a ``RetryBudget`` or ``None``, else a new budget of these arguments.
+
+    They are checked for ``where``, and are ``UNSET`` where not given: a budget or ``None`` comes alone.
+    """
+    others = {"min_per_second": min_per_second, "window": window, "clock": clock}
+    given = ", ".join(f"{name}={value!r}" for name, value in others.items() if value is not UNSET)
+    if ratio is None or isinstance(ratio, RetryBudget):
+        if given:
+            meant = "None removes the budget" if ratio is None else "a RetryBudget has settings of its own"
+            msg = f"{where}: {meant}, so it comes alone: got {ratio!r} with {given}"
+            raise TypeError(msg)
         return ratio
     if not isinstance(ratio, int | float) or isinstance(ratio, bool):
         msg = f"{where}: ratio must be a RetryBudget or a number >= 0, got {ratio!r} ({type(ratio).__name__})"
         raise TypeError(msg)
-    ratio, min_per_second, window, clock = _checked(where, ratio, min_per_second, window, clock)
+    ratio, min_per_second, window, clock = _checked(
+        where,
+        ratio,
+        MIN_PER_SECOND if min_per_second is UNSET else min_per_second,
+        WINDOW if window is UNSET else window,
+        None if clock is UNSET else clock,
+    )
     return RetryBudget(ratio, min_per_second, window=window, clock=clock)

@@ -8,7 +8,7 @@ from typing import Any, Literal, TypeVar, cast, overload
 
 from ._calls import calls, check_mapping
 from ._handle import Handle, State
-from ._supply import Inputs, MappedAsync
+from ._supply import Inputs, MappedAsync, being_cancelled, source_cancelled
 from ._task import Task
 
 X = TypeVar("X")
@@ -144,6 +144,12 @@ class RunningMap:
             else:
                 for task in cast("Iterable[Task[X, X, V]]", tasks):
                     handles.append(await self.submit(task))  # noqa: PERF401 - kept as they come, for the except
+        except asyncio.CancelledError as cancelled:
+            _cancel_unfinished(handles)
+            if being_cancelled():
+                raise
+            # What `submit` awaits is cancelled only with its caller: the inputs raised this one.
+            raise source_cancelled("inputs", cancelled) from cancelled
         except BaseException:
             _cancel_unfinished(handles)
             raise

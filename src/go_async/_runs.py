@@ -120,12 +120,14 @@ class Runs:
         *,
         settle: bool = False,
         ended: Callable[[int], object] | None = None,
+        items: str = "tasks",
     ) -> list[tuple[int, Exception]]:
         # With `settle`, the tasks' failures are returned by position, not raised; `ended` hears
-        # of each failure's position, as `keep` of each success's.
+        # of each failure's position, as `keep` of each success's. `items` names what `tasks`
+        # was made of in the note on its error: "inputs" for a map.
         settings = self._settings if bar is None else self._plus_hooks(self._settings, (bar,))
         run = Batch(settings, keep, deliver)
-        run._on_failed = ended
+        run._on_failed, run._items = ended, items
         events = settings.events
         if events is not None:
             emit(events.pool_started, self)
@@ -254,7 +256,7 @@ class Runs:
             resume = ResumeMap(where, checkpoint, run_id, getattr(bar, "skipped", None))
             try:
                 todo = await resume.opened(calls(fn, inputs))
-                failures = await self._drive(todo, bar, resume.succeeded, settle=settle)
+                failures = await self._drive(todo, bar, resume.succeeded, settle=settle, items="inputs")
                 values = resume.listed(failures)  # read before the file closes
             except BaseException as ending:
                 resume.close(ending)
@@ -265,7 +267,9 @@ class Runs:
             msg = f"{where}: run_id names the inputs of a checkpoint: pass checkpoint= too"
             raise TypeError(msg)
         results: dict[int, R | Exception] = {}
-        failures = await self._drive(calls(fn, inputs), bar, results.__setitem__, settle=settle)
+        failures = await self._drive(
+            calls(fn, inputs), bar, results.__setitem__, settle=settle, items="inputs"
+        )
         results.update(failures)
         return [results[index] for index in range(len(results))]
 
@@ -291,4 +295,5 @@ class Runs:
         """
         check_mapping("Pool.as_completed", fn, inputs)
         bar = progress_hooks("Pool.as_completed", progress, size_of(inputs), describe(fn))
-        return stream(partial(self._drive, calls(fn, inputs), bar, None), self._settings.run_limit)
+        drive = partial(self._drive, calls(fn, inputs), bar, None, items="inputs")
+        return stream(drive, self._settings.run_limit)

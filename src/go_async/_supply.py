@@ -113,3 +113,20 @@ class MappedAsync(Generic[T, U]):
 def is_async_only(items: object) -> bool:
     """Whether ``items`` is an async iterable and not a sync one (which a run prefers)."""
     return not isinstance(items, Iterable) and isinstance(items, AsyncIterable)
+
+
+def source_cancelled(items: str, cancelled: asyncio.CancelledError) -> RuntimeError:
+    """The error of an iterable of ``items`` that raised ``cancelled`` while its run was not cancelled.
+
+    It awaited something cancelled elsewhere. Taken for a cancellation, it
+    would end the run's pulls as if the iterable had run out: the rest lost, unsaid.
+    """
+    error = RuntimeError(f"the {items} iterable raised CancelledError, though its run was not cancelled")
+    error.__cause__ = cancelled
+    return error
+
+
+def being_cancelled() -> bool:
+    """Whether the running asyncio task is being cancelled."""
+    me = asyncio.current_task()
+    return me is not None and me.cancelling() > 0
