@@ -21,7 +21,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from go_async import Args, FlowError, Hooks, ManualClock, Pool, RetryBudget, Task, WaitLog, set_testing, step
 from go_async._retry import RetryPolicy
-from go_async._runner import Runner
+from go_async._runner import Inline, Runner
 from go_async._spec import Layers, Spec
 from go_async.otel import OpenTelemetry
 
@@ -316,8 +316,9 @@ def test_tasks_without_a_retry_are_not_counted_and_a_pool_without_a_budget_is_un
     assert with_budget.bare  # a plain task without a retry of its own: nothing to count
     assert with_budget.budgeted  # one with its own retry is counted, through `plan`
     assert not Runner(Layers(budget=budget, retry=retrying.layers.retry)).bare  # the pool's retry
-    assert with_budget.inline(once) is not None  # no retry: nothing to count, its first try runs inline
-    assert with_budget.inline(retrying) is None  # through `plan`, which counts its first try
+    assert with_budget.inline(once) == Inline(None, (), None, None)  # no retry: nothing to count
+    # A task that may retry has its first try counted by the worker that runs it inline.
+    assert with_budget.inline(retrying) == Inline(None, (), None, budget.first_try)
 
 
 def test_with_retry_budget_takes_a_budget_to_share_or_none_to_remove() -> None:

@@ -156,6 +156,7 @@ class Batch(Outcomes):
         inline: Inline | None = None
         slot: Slot | None = None
         guard: CircuitBreaker | None = None
+        first_try: Callable[[], None] | None = None
         probe = False
         limit: float | None = None
         turns: tuple[tuple[Callable[[], float | None], Clock], ...] = ()
@@ -197,7 +198,7 @@ class Batch(Outcomes):
                     if not fast:
                         call = runner.plan(spec)
                 else:
-                    guard, limit = inline.breaker, inline.seconds
+                    guard, limit, first_try = inline.breaker, inline.seconds, inline.first_try
                     turns = tuple((rate.reserve, rate.clock) for rate in inline.rates)
                     if limit is not None and slot is None:
                         slot = deadlines.slot(me)
@@ -215,6 +216,8 @@ class Batch(Outcomes):
                     if guard is not None:
                         probe = guard.admit(None)  # a refusal is the task's error, never retried
                         admitted = True
+                    if first_try is not None:  # a retry budget's count
+                        first_try()
                     for reserve, rate_clock in turns:
                         if (turn := reserve()) is not None:
                             await rate_clock.sleep_until(turn)

@@ -170,27 +170,35 @@ class RetryBudget:
 
 
 class _Events:
-    """The times of some events, oldest first, each with how many happened then, and their total."""
+    """The times of some events, oldest first, each with how many happened then, and their total.
 
-    __slots__ = ("times", "total")
+    Two deques of numbers rather than one of pairs: a float or a small int is no container,
+    so the garbage collector never walks them (a pair per event made a busy pool's tries
+    trigger collections that cost more than the tries).
+    """
+
+    __slots__ = ("counts", "times", "total")
 
     def __init__(self) -> None:
-        self.times: deque[list[float]] = deque()  # [time, count]
+        self.times: deque[float] = deque()
+        self.counts: deque[int] = deque()  # how many happened at each of `times`
         self.total = 0
 
     def add(self, now: float) -> None:
         times = self.times
-        if times and times[-1][0] == now:
-            times[-1][1] += 1
+        if times and times[-1] == now:
+            self.counts[-1] += 1
         else:
-            times.append([now, 1])
+            times.append(now)
+            self.counts.append(1)
         self.total += 1
 
     def since(self, horizon: float) -> int:
         """How many happened after ``horizon``; those at or before it are forgotten."""
         times = self.times
-        while times and times[0][0] <= horizon:
-            self.total -= int(times.popleft()[1])
+        while times and times[0] <= horizon:
+            times.popleft()
+            self.total -= self.counts.popleft()
         return self.total
 
 

@@ -186,10 +186,11 @@ class Runner:
         if pool.adaptive is not None:
             return None  # each try waits for room under the adaptive limit: only `plan` does
         retry = own.retry or pool.retry
-        if retry is not None and (retry.within is not None or pool.budget is not None):
-            return None  # a time budget times the first try too, a retry budget counts it: only `plan` does
+        if retry is not None and retry.within is not None:
+            return None  # a time budget times the first try too: only `plan` does
+        budget = pool.budget if retry is not None and retry.attempts > 1 else None
         rates = tuple(rate for rate in (pool.rate, own.rate) if rate is not None)
-        return Inline(own.breaker, rates, self.time_limit(spec))
+        return Inline(own.breaker, rates, self.time_limit(spec), None if budget is None else budget.first_try)
 
     def _composed(self, spec: Spec) -> tuple[Call, Call]:
         # The whole plan, and one try (what a retry calls again).
@@ -304,11 +305,13 @@ class Runner:
 @dataclass(frozen=True, slots=True)
 class Inline:
     """What a worker runs around a task's first try, in the order of ``plan``: the breaker's
-    admission, each rate limit's turn (the pool's first), then the try within ``seconds``."""
+    admission, the count of a first try by a retry budget, each rate limit's turn (the pool's
+    first), then the try within ``seconds``."""
 
     breaker: CircuitBreaker | None
     rates: tuple[RateLimit, ...]
     seconds: float | None
+    first_try: Callable[[], None] | None = None
 
 
 def _paced(inner: Call, rate: RateLimit) -> Call:
