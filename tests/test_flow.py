@@ -139,7 +139,7 @@ def test_a_failing_group_member_lets_the_others_finish_and_reports_the_first() -
     with pytest.raises(FlowError, match=r"step 2\.2\.2 \(fail\)") as info:
         flow.run(1)
     assert finished == [2, 2]
-    assert info.value.__notes__ == ["1 other members of the group failed too"]
+    assert info.value.__notes__ == ["1 other member of the group failed too"]
 
 
 def test_callbacks_run_in_the_pool_on_success_and_on_error() -> None:

@@ -80,6 +80,24 @@ def test_a_failure_is_raised_by_its_handle_or_else_at_the_end_of_the_block() -> 
     assert [str(e) for e in caught.value.exceptions] == ["bad 2", "bad 3"]
 
 
+@pytest.mark.parametrize("count", [1, 2])
+def test_failures_nobody_awaited_are_a_note_on_the_blocks_own_error(count: int) -> None:
+    async def fail(args: Args[int]) -> None:
+        raise ValueError(f"bad {args.input}")
+
+    async def main() -> None:
+        async with Pool() as pool:
+            handles = [pool.submit_nowait(Task(fail).with_input(n)) for n in range(count)]
+            while not all(handle.done() for handle in handles):
+                await settle()
+            raise LookupError("the block failed")
+
+    with pytest.raises(LookupError, match="the block failed") as caught:
+        run(main)
+    tasks = "1 submitted task" if count == 1 else "2 submitted tasks"
+    assert caught.value.__notes__ == [f"{tasks} failed too, and nobody awaited their handles"]
+
+
 def test_handles_cancel_queued_and_running_tasks() -> None:
     """cancel() works before and after the start; awaiting a cancelled handle raises CancelledError."""
     gate = Gate()

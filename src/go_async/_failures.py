@@ -60,7 +60,8 @@ class Failures:
                 group.add_note(f"{self.dropped} more failed, nobody retrieved them, and they were logged")
             raise group
         if failures and error is not None:
-            error.add_note(f"{len(failures)} submitted tasks failed too, and nobody awaited their handles")
+            count = f"{len(failures)} submitted task" + ("s" if len(failures) > 1 else "")
+            error.add_note(f"{count} failed too, and nobody awaited their handles")
 
     def _unretrieved(self) -> list[Exception]:
         # The kept ones nobody retrieved since, in submission order, now marked retrieved.

@@ -289,7 +289,8 @@ class _Runner:
         if failures:
             first = failures[min(failures)]
             if len(failures) > 1:
-                first.add_note(f"{len(failures) - 1} other members of the group failed too")
+                others = len(failures) - 1
+                first.add_note(f"{others} other member{'s' if others > 1 else ''} of the group failed too")
             raise first
         return [each.result() for each in running]
 
