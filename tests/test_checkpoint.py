@@ -68,6 +68,36 @@ def test_a_killed_run_resumes_where_it_stood(tmp_path: Path, data: st.DataObject
     assert progress.unfinished == frozenset()
 
 
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupted_run_saves_its_progress_as_it_ends(tmp_path: Path, stop: signal.Signals) -> None:
+    """Ctrl-C, or a SIGTERM the program turns into KeyboardInterrupt: only the tasks running run again.
+
+    The signal comes as soon as the workers wait, before a timed save need have happened: what the
+    second run skips was saved by the first as it ended.
+    """
+    n, limit, block_from = 200, 4, 150
+    path, runs = tmp_path / "run.sqlite", tmp_path / "runs"
+    argv = [sys.executable, str(SCRIPT), str(path), str(runs), str(n), str(limit)]
+    with subprocess.Popen(
+        [*argv, str(block_from), "--ready-on-wait"], stdout=subprocess.PIPE, text=True
+    ) as first:
+        assert first.stdout is not None
+        watchdog = threading.Timer(60, first.kill)
+        watchdog.start()
+        try:
+            assert first.stdout.readline() == "ready\n"
+        finally:
+            watchdog.cancel()
+        first.send_signal(stop)
+    assert first.returncode == -signal.SIGINT  # KeyboardInterrupt, whichever the signal
+    subprocess.run([*argv, "-1"], check=True, timeout=60)
+    counts = ran(runs)
+    assert set(counts) == set(range(n))
+    assert sorted(i for i, times in counts.items() if times > 1) == list(
+        range(block_from, block_from + limit)
+    )
+
+
 async def cancel_once_waiting(run: Coroutine[Any, Any, object], waiting: set[int], count: int) -> None:
     """Start ``run``, cancel it once ``count`` of its tasks wait in ``waiting``, and see it end cancelled."""
     started = asyncio.ensure_future(run)
