@@ -16,6 +16,8 @@ class PoolStats:
     failures nobody retrieved beyond the ones the pool keeps for its block's
     end (see ``RunningPool``). ``retries_refused`` counts the retries that the
     pool's ``RetryBudget`` refused (each ended its task with its last error).
+    ``running`` counts the tasks a worker has started: under an ``Adaptive``
+    limit, some of them may be waiting for room below ``concurrency_limit``.
 
     Example::
 
