@@ -1,13 +1,16 @@
 """What a checkpoint knows its inputs by, and the checkpoints and files a run refuses."""
 
+import asyncio
 import threading
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
 import pytest
 
 from go_async import Args, Drain, Pool, RunProgress, SqliteCheckpoint, Task
+from go_async._calls import calls as calls_of
 
 PREFIX = "s3://exports/customers/region-eu-west/a-long-enough-prefix-to-be-cut/"
 
@@ -28,12 +31,24 @@ def scaled_by(factor: int, calls: list[int]) -> Callable[[int], Awaitable[int]]:
     return partial(scale, factor)
 
 
+@dataclass(frozen=True)
 class Scaler:
-    def __init__(self, factor: int) -> None:
-        self.factor = factor
+    """A callable object whose repr shows its state, the same in every process."""
+
+    factor: int
 
     async def __call__(self, value: int) -> int:
         return self.factor * value
+
+    async def scale(self, value: int) -> int:
+        return self.factor * value
+
+
+class Opaque:
+    """A callable object with the default repr: its address, another in each process."""
+
+    async def __call__(self, value: int) -> int:
+        return value
 
 
 def saved(path: Path) -> RunProgress | None:
@@ -88,13 +103,33 @@ def test_a_tasks_drain_and_a_functions_address_are_not_part_of_its_inputs(tmp_pa
     with pytest.raises(ValueError, match="other inputs"):
         Pool().map(scaled_by(4, calls), range(4), checkpoint=scaled)
     objects = tmp_path / "objects.sqlite"
-    one, other = Scaler(2), Scaler(2)
-    assert repr(one) != repr(other)
-    assert Pool().map(one, range(3), checkpoint=objects) == [0, 2, 4]
-    assert Pool().map(other, range(3), checkpoint=objects) == [0, 2, 4]
+    assert Pool().map(Scaler(2), range(3), checkpoint=objects) == [0, 2, 4]
+    assert Pool().map(Scaler(2), range(3), checkpoint=objects) == [0, 2, 4]
 
 
-def test_a_map_refuses_the_progress_of_a_go(tmp_path: Path) -> None:
+def test_what_a_callable_holds_is_part_of_its_inputs(tmp_path: Path) -> None:
+    """Calls that compute other things are other inputs: refused, never answered from the file."""
+    path = tmp_path / "run.sqlite"
+    assert Pool().map(Scaler(2), range(3), checkpoint=path) == [0, 2, 4]
+    with pytest.raises(ValueError, match="other inputs"):
+        Pool().map(Scaler(5), range(3), checkpoint=path)
+    methods = tmp_path / "methods.sqlite"
+    assert Pool().map(Scaler(2).scale, range(3), checkpoint=methods) == [0, 2, 4]
+    assert Pool().map(Scaler(2).scale, range(3), checkpoint=methods) == [0, 2, 4]
+    with pytest.raises(ValueError, match="other inputs"):
+        Pool().map(Scaler(5).scale, range(3), checkpoint=methods)
+    opaque = tmp_path / "opaque.sqlite"
+    first, second = Opaque(), Opaque()  # as in two processes: another address, so refused
+    assert Pool().map(first, range(3), checkpoint=opaque) == [0, 1, 2]
+    with pytest.raises(ValueError, match="other inputs"):
+        Pool().map(second, range(3), checkpoint=opaque)
+    lambdas = tmp_path / "lambdas.sqlite"
+    assert Pool().map(lambda x: asyncio.sleep(0, 2 * x), range(3), checkpoint=lambdas) == [0, 2, 4]
+    with pytest.raises(ValueError, match="other inputs"):
+        Pool().map(lambda x: asyncio.sleep(0, 3 * x), range(3), checkpoint=lambdas)
+
+
+def test_a_map_and_a_go_refuse_each_others_progress(tmp_path: Path) -> None:
     path = tmp_path / "nightly.sqlite"
     Pool().go([Task(export).with_input(str(n)) for n in range(5)], checkpoint=path, run_id="nightly")
     kept = saved(path)
@@ -102,11 +137,15 @@ def test_a_map_refuses_the_progress_of_a_go(tmp_path: Path) -> None:
     async def double(value: int) -> int:
         return 2 * value
 
-    with pytest.raises(
-        ValueError, match=r"Pool\.map: checkpoint '.*nightly\.sqlite' holds the progress of a run"
-    ):
+    refused = r"Pool\.map: checkpoint '.*nightly\.sqlite' holds the progress of other inputs"
+    with pytest.raises(ValueError, match=refused + r" \('nightly', not 'map:nightly'\)"):
         Pool().map(double, range(5), checkpoint=path, run_id="nightly")
     assert saved(path) == kept  # refused: left as it was
+    # And the other way: a go over a map's progress, made of the same calls.
+    mapped = tmp_path / "mapped.sqlite"
+    assert Pool().map(double, range(3), checkpoint=mapped) == [0, 2, 4]
+    with pytest.raises(ValueError, match="other inputs"):
+        Pool().go(calls_of(double, range(3)), checkpoint=mapped)
 
 
 def test_a_file_that_cannot_be_a_checkpoint_is_refused_by_name(tmp_path: Path) -> None:
@@ -150,3 +189,29 @@ def test_a_value_a_resumable_map_cannot_pickle_says_so(tmp_path: Path) -> None:
     either = Pool().map(make_lock, [1], checkpoint=tmp_path / "locks.sqlite", return_exceptions=True)
     assert isinstance(either[0], TypeError)
     assert "go_async: a resumable map pickles each value: input 0's cannot be" in either[0].__notes__
+
+
+def test_async_inputs_are_closed_when_the_run_is_cancelled_before_its_first_pull(tmp_path: Path) -> None:
+    closed: list[bool] = []
+    never = asyncio.Event()
+
+    async def work(args: Args[int]) -> None:
+        await never.wait()
+
+    async def source() -> AsyncIterator[Task[int, int, None]]:
+        try:
+            for n in range(20):
+                yield Task(work).with_input(n)
+        finally:
+            closed.append(True)
+
+    async def main() -> None:
+        held = source()  # held here, so only the run can close it (not the garbage collector)
+        run = asyncio.ensure_future(Pool(limit=1).ago(held, checkpoint=tmp_path / "run.sqlite"))
+        await asyncio.sleep(0)  # the run read its first inputs and made its workers; none has pulled
+        run.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await run
+        assert closed == [True]
+
+    asyncio.run(main())

@@ -19,7 +19,19 @@ from hypothesis import strategies as st
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
-from go_async import Args, FlowError, Hooks, ManualClock, Pool, RetryBudget, Task, WaitLog, set_testing, step
+from go_async import (
+    Args,
+    CircuitBreaker,
+    FlowError,
+    Hooks,
+    ManualClock,
+    Pool,
+    RetryBudget,
+    Task,
+    WaitLog,
+    set_testing,
+    step,
+)
 from go_async._retry import RetryPolicy
 from go_async._runner import Inline, Runner
 from go_async._spec import Layers, Spec
@@ -442,3 +454,50 @@ def test_the_budget_forgets_first_tries_that_left_its_window() -> None:
 
     asyncio.run(main())
     assert len(budget._firsts.times) <= 11
+
+
+def test_a_budgets_refusal_counts_one_as_one() -> None:
+    budget = RetryBudget(0.0, 0.0, window=10)
+
+    async def fail(args: Args[int]) -> None:
+        raise ValueError("down")
+
+    with pytest.raises(ExceptionGroup) as raised:
+        Pool().with_retry(3, 0.1).with_retry_budget(budget).go([Task(fail).with_input(1)])
+    (error,) = raised.value.exceptions
+    assert "(0 retries and 1 first try in the last 10.0s)" in error.__notes__[0]
+
+
+def test_a_first_try_run_inline_is_counted_once_and_its_retry_asks_the_budget() -> None:
+    """A task with a breaker and a rate limit has its first try run by the worker itself, not by `plan`."""
+    budget = RetryBudget(0.0, 0.0, window=10)  # no retries at all
+    breaker = CircuitBreaker("service", failures=100)
+    tries: list[int] = []
+
+    async def fail(args: Args[int]) -> None:
+        tries.append(args.input)
+        raise ValueError("down")
+
+    task = Task(fail).with_circuit_breaker(breaker).with_rate_limit(1_000_000).with_retry(3, 0.1)
+    pool = Pool(limit=2).with_retry_budget(budget)
+    spec = task._spec
+    assert Runner(pool._settings.layers).inline(spec) is not None  # the worker runs its first try
+    with pytest.raises(ExceptionGroup) as raised:
+        pool.go(task.with_input(n) for n in range(3))
+    assert sorted(tries) == [0, 1, 2]  # each first try, and no retry
+    assert budget.counts() == (3, 0)
+    refused = "the retry budget refused a retry after try 1"
+    assert all(refused in error.__notes__[0] for error in raised.value.exceptions)
+
+
+def test_a_first_try_refused_by_an_open_breaker_is_not_counted() -> None:
+    budget = RetryBudget(clock=ManualClock())
+    breaker = CircuitBreaker("service", failures=1)
+
+    async def fail(args: Args[int]) -> None:
+        raise ValueError("down")
+
+    task = Task(fail).with_circuit_breaker(breaker).with_retry(2, 0.1)
+    with set_testing(seed=0), pytest.raises(ExceptionGroup):
+        Pool(limit=1).with_retry_budget(budget).go(task.with_input(n) for n in range(3))
+    assert budget.counts() == (1, 1)  # the first task's first try and its retry; then the circuit is open

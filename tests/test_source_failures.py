@@ -209,3 +209,16 @@ def test_an_interrupt_from_the_inputs_unwinds_the_run_then_is_raised_and_nothing
     assert type(escaped) is interrupt
     assert sorted(ended) == [0, 1, 2]
     assert [record.getMessage() for record in caplog.records if record.name == "asyncio"] == []
+
+
+def test_the_note_counts_one_input_as_one() -> None:
+    def inputs() -> Iterator[int]:
+        yield 1
+        raise OSError("the cursor died")
+
+    async def same(value: int) -> int:
+        return value
+
+    with pytest.raises(OSError, match="the cursor died") as raised:
+        Pool().map(same, inputs())
+    assert raised.value.__notes__ == ["raised by the inputs iterable after 1 input"]

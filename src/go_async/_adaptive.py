@@ -137,22 +137,22 @@ class Adaptive:
 
     # --- around each try ----------------------------------------------------------
 
-    def admit(self) -> Admission:
-        """Room now, when ``has_room``: the clock's time, and a ticket (``acquire`` without the wait)."""
+    def _admit(self) -> Admission:
+        """Room now, when ``_has_room``: the clock's time, and a ticket (``acquire`` without the wait)."""
         started = self._clock.time()  # before the slot is taken: a clock that fails takes nothing
         self.in_flight += 1
         self._admitted += 1
         return started, self._admitted
 
     @property
-    def has_room(self) -> bool:
+    def _has_room(self) -> bool:
         """Whether a try may start now: below the limit, with no try waiting before it."""
         return self.in_flight < self._limit and not self._waiters
 
     async def acquire(self) -> Admission:
         """Wait for room under the limit (first come, first served); the clock's time then, and a ticket."""
-        if self.in_flight < self._limit and not self._waiters:
-            return self.admit()
+        if self._has_room:
+            return self._admit()
         waiter: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
         try:
@@ -258,7 +258,7 @@ async def gated(
 ) -> Any:
     """``await call(args)`` once there is room under ``adaptive``; the try's end adjusts the limit."""
     # Room now is the common case: taken without a coroutine of its own.
-    admission = adaptive.admit() if adaptive.has_room else await adaptive.acquire()
+    admission = adaptive._admit() if adaptive._has_room else await adaptive.acquire()
     try:
         value = await call(args)
     except BaseException as error:

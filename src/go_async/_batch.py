@@ -134,8 +134,8 @@ class Batch(Outcomes):
         """Pull the run's next task and run it, until there are none left.
 
         This is the hot path of every pool, so it stays flat: a bare task's
-        first try is awaited right here, retry or not; only a failure takes
-        the slower path.
+        first try is awaited right here, retry or not (unless a retry budget
+        must count it); only a failure takes the slower path.
         """
         me = cast("asyncio.Task[None]", asyncio.current_task())
         origin = Origin(self._number, None)

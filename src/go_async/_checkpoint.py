@@ -113,13 +113,11 @@ class SqliteCheckpoint:
         return self._db
 
     def _prepare(self, db: sqlite3.Connection) -> None:
+        # Read first: a file that is not ours is refused before anything in it changes.
         try:
             tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-            db.execute("PRAGMA synchronous = OFF")
-            db.execute("PRAGMA journal_mode = WAL")
-            db.execute("PRAGMA user_version = 0")  # a write: a file that cannot take one is refused now
-        except sqlite3.OperationalError as error:  # unreadable, or not writable
-            msg = f"checkpoint {str(self.path)!r} cannot be opened for writing: {error}"
+        except sqlite3.OperationalError as error:  # unreadable
+            msg = f"checkpoint {str(self.path)!r} cannot be opened: {error}"
             raise ValueError(msg) from error
         except sqlite3.DatabaseError as error:
             msg = f"checkpoint {str(self.path)!r} is not a go_async checkpoint: {error}"
@@ -127,12 +125,28 @@ class SqliteCheckpoint:
         if tables - {"go_async_progress", "go_async_values"}:
             msg = f"checkpoint {str(self.path)!r} is another database: tables {sorted(tables)}"
             raise ValueError(msg)
-        db.execute(
-            "CREATE TABLE IF NOT EXISTS go_async_progress"
-            " (id INTEGER PRIMARY KEY CHECK (id = 0), run_id TEXT, started INTEGER, unfinished TEXT)"
-        )
-        # map's values by input position (pickled): a resumed map returns them.
-        db.execute("CREATE TABLE IF NOT EXISTS go_async_values (position INTEGER PRIMARY KEY, value BLOB)")
+        db.execute("PRAGMA synchronous = OFF")
+        try:
+            db.execute("PRAGMA journal_mode = WAL")
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS go_async_progress"
+                " (id INTEGER PRIMARY KEY CHECK (id = 0), run_id TEXT, started INTEGER, unfinished TEXT)"
+            )
+            # map's values by input position (pickled): a resumed map returns them.
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS go_async_values (position INTEGER PRIMARY KEY, value BLOB)"
+            )
+        except sqlite3.OperationalError as error:  # a new file in a place that cannot take it
+            msg = f"checkpoint {str(self.path)!r} cannot be written: {error}"
+            raise ValueError(msg) from error
+
+    def writable(self) -> None:
+        """Raise ``ValueError`` unless the file takes a write: a run asks before it starts, not at its end."""
+        try:
+            self._open().execute("PRAGMA user_version = 0")  # the file is ours: this changes nothing
+        except sqlite3.OperationalError as error:
+            msg = f"checkpoint {str(self.path)!r} cannot be written: {error}"
+            raise ValueError(msg) from error
 
     def load(self) -> RunProgress | None:
         """The progress saved last in the file, or ``None`` for a new or empty file."""

@@ -41,7 +41,8 @@ class Outcomes:
             error = source_cancelled(self._items, error)
         elif not isinstance(error, Exception):
             raise error
-        error.add_note(f"raised by the {self._items} iterable after {self._total} {self._items}")
+        items = self._items if self._total != 1 else self._items[:-1]  # "1 input", "2 inputs"
+        error.add_note(f"raised by the {self._items} iterable after {self._total} {items}")
         self._source_error = error
 
     def errors(self) -> list[Exception]:

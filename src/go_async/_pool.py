@@ -169,7 +169,8 @@ class Pool(Runs, PoolOptions):
         timeout = "" if layers.timeout is None else f", timeout={layers.timeout}s"
         queue = "" if settings.queue_size is None else f", queue_size={settings.queue_size}"
         rate = "" if layers.rate is None else f", rate={layers.rate!r}"
-        limit = settings.limit if layers.adaptive is None else layers.adaptive  # its range, not its ceiling
+        adaptive = layers.adaptive  # shown by its range: its limit now would change the pool's repr
+        limit = settings.limit if adaptive is None else f"Adaptive(min={adaptive.min}, max={adaptive.max})"
         return f"Pool(limit={limit}{retry}{timeout}{queue}{rate})"
 
     def _with(self, **changes: Any) -> Self:

@@ -11,10 +11,18 @@ import asyncio
 import hashlib
 import inspect
 import logging
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+)
 from functools import partial
 from itertools import chain, islice
-from typing import Any, TypeVar, cast
+from typing import Any, Generic, TypeVar, cast
 
 from ._calls import _Call
 from ._checkpoint import (
@@ -48,6 +56,10 @@ class Resume:
         resume.close()
     """
 
+    # What kind of run saved the progress, before its inputs' name: a map's progress (with its
+    # values) and a go's over the same calls are not each other's.
+    KIND = ""
+
     def __init__(
         self, where: str, checkpoint: object, run_id: str | None, skipped: Callable[[], object] | None = None
     ) -> None:
@@ -59,6 +71,8 @@ class Resume:
         self._given = None if run_id is None else label(where, "run_id", run_id)
         try:
             self._before = _loaded(where, self._checkpoint)
+            if isinstance(kept, SqliteCheckpoint):
+                kept.writable()
         except BaseException:
             if self._opened is not None:  # a file it cannot read: closed before the error goes up
                 self._opened.close()
@@ -103,16 +117,16 @@ class Resume:
         except BaseException:
             await _close(rest)  # refused, or interrupted: the run that would have closed it never starts
             raise
-        return self._async_tasks(firsts, failure, rest)
+        return _Rest(self._async_tasks(firsts, failure, rest), rest)
 
     def _check(self, firsts: list[Any]) -> None:
         # Name the inputs, and refuse progress saved for others (before anything is
         # saved: a refused run leaves the checkpoint as it was).
         if self._given is not None:
-            run_id = self._given
+            run_id = self.KIND + self._given
         else:
             digest = hashlib.sha256("\n".join(map(_named, firsts)).encode()).hexdigest()
-            run_id = f"fingerprint:{digest[:32]}"
+            run_id = f"{self.KIND}fingerprint:{digest[:32]}"
         before = self._before
         if before is not None and before.run_id != run_id:
             kept = self._checkpoint
@@ -159,20 +173,17 @@ class Resume:
 
     async def _async_tasks(
         self, firsts: list[T], failure: BaseException | None, rest: AsyncIterator[T]
-    ) -> AsyncIterator[T]:
-        try:
-            for item in firsts:
-                self._next += 1
-                if self._hand(self._next - 1):
-                    yield item
-            if failure is not None:
-                raise failure
-            async for item in rest:
-                self._next += 1
-                if self._hand(self._next - 1):
-                    yield item
-        finally:
-            await _close(rest)
+    ) -> AsyncGenerator[T, None]:
+        for item in firsts:
+            self._next += 1
+            if self._hand(self._next - 1):
+                yield item
+        if failure is not None:
+            raise failure
+        async for item in rest:
+            self._next += 1
+            if self._hand(self._next - 1):
+                yield item
 
     def succeeded(self, index: int, value: object) -> None:
         """The task at ``index`` in the run's order ended well (the run's ``keep``)."""
@@ -228,6 +239,30 @@ class Resume:
                 self._opened.close()
 
 
+class _Rest(Generic[T]):
+    """A resumed run's tasks from an async source: closing them closes the source, pulled or not.
+
+    (An async generator closed before its first pull never runs its body, so it could not.)
+    """
+
+    __slots__ = ("_source", "_tasks")
+
+    def __init__(self, tasks: AsyncGenerator[T, None], source: AsyncIterator[T]) -> None:
+        self._tasks, self._source = tasks, source
+
+    def __aiter__(self) -> _Rest[T]:
+        return self
+
+    def __anext__(self) -> Awaitable[T]:
+        return self._tasks.__anext__()
+
+    async def aclose(self) -> None:
+        try:
+            await self._tasks.aclose()
+        finally:
+            await _close(self._source)
+
+
 def _first_inputs(items: Iterator[T]) -> tuple[list[T], BaseException | None]:
     # The inputs the fingerprint is made of, and the error that cut them short, if one did:
     # a CancelledError too, as reading a sync iterable awaits nothing that a cancellation stops.
@@ -264,14 +299,20 @@ def _named(item: object) -> str:
 
 
 def _identity(fn: object) -> str:
-    # A function by its place in the code, the same in every process (its repr shows an address).
+    # A function by its place in the code, the same in every process, not by its repr, which
+    # shows an address. Whatever a call holds besides (a partial's arguments, a method's object,
+    # a callable object's state) counts by its repr: with a repr of its own it is the same in
+    # every process; with the default one, the address makes a later process's run another's,
+    # which is refused (name it with run_id=), never taken for this one.
     if isinstance(fn, _Call):
         return _identity(fn._fn)
     if isinstance(fn, partial):
         bound: partial[Any] = fn  # pyright: ignore[reportUnknownVariableType]
         return f"{_identity(bound.func)}{bound.args!r}{sorted(bound.keywords.items())!r}"
     if inspect.ismethod(fn):
-        fn = fn.__func__
-    if not hasattr(fn, "__qualname__"):  # a callable object: its class
-        fn = type(fn)
-    return f"{getattr(fn, '__module__', '')}.{getattr(fn, '__qualname__', '')}"
+        return f"{_identity(fn.__func__)}[{fn.__self__!r}]"
+    if inspect.isfunction(fn) and fn.__name__ == "<lambda>":  # one scope's lambdas share a name
+        return f"{fn.__module__}.{fn.__qualname__}:{fn.__code__.co_firstlineno}"
+    if inspect.isfunction(fn) or inspect.isbuiltin(fn) or isinstance(fn, type):
+        return f"{getattr(fn, '__module__', '')}.{fn.__qualname__}"
+    return f"{_identity(type(fn))}[{fn!r}]"  # a callable object

@@ -28,6 +28,8 @@ class ResumeMap(Resume):
         values = resume.listed(failures)
     """
 
+    KIND = "map:"
+
     def __init__(
         self, where: str, checkpoint: object, run_id: str | None, skipped: Callable[[], object] | None = None
     ) -> None:
@@ -42,25 +44,6 @@ class ResumeMap(Resume):
         self._file = kept
         self._values: dict[int, Any] = {}  # by input position: this run's, then an earlier one's
         self._unsaved: dict[int, bytes] = {}
-        self._earlier: dict[int, bytes] = {}  # what earlier runs kept (pickled)
-
-    def _check(self, firsts: list[Any]) -> None:
-        super()._check(firsts)
-        before = self._before
-        if before is None:
-            return
-        # Every position an earlier map passed holds a value but those it must run again; a
-        # `go`'s progress has none, and the list could not be made whole.
-        self._earlier = self._file.values()
-        ended = before.started - sum(1 for position in before.unfinished if position < before.started)
-        if len(self._earlier) < ended:
-            self._run_id = ""  # refused: nothing is saved
-            msg = (
-                f"{self._where}: checkpoint {str(self._file.path)!r} holds the progress of a run that kept"
-                f" no values ({ended} ended, {len(self._earlier)} values): a go's, not a map's;"
-                " use a new checkpoint"
-            )
-            raise ValueError(msg)
 
     def succeeded(self, index: int, value: object) -> None:
         """The call at ``index`` in the run's order gave ``value``: keep it by its input position."""
@@ -87,7 +70,14 @@ class ResumeMap(Resume):
         for index, error in failures:
             self._values[self._positions[index]] = error
         if self._before is not None:  # what earlier runs finished and this one skipped
-            for position, data in self._earlier.items():
+            for position, data in self._file.values().items():
                 # Unpickled from the file this program's earlier run wrote, never from elsewhere.
                 self._values.setdefault(position, pickle.loads(data))
+        missing = [position for position in range(self._next) if position not in self._values]
+        if missing:  # a file that lost rows: never a list with holes
+            msg = (
+                f"{self._where}: checkpoint {str(self._file.path)!r} holds no value for inputs"
+                f" {missing[:10]}: use a new checkpoint"
+            )
+            raise ValueError(msg)
         return [self._values[position] for position in range(self._next)]

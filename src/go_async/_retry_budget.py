@@ -150,7 +150,8 @@ class RetryBudget:
             firsts, retries = self.counts()
             error.add_note(
                 f"go_async: the retry budget refused a retry after try {attempt} "
-                f"({retries} retries and {firsts} first tries in the last {self._window}s)"
+                f"({_count(retries, 'retry', 'retries')} and {_count(firsts, 'first try', 'first tries')}"
+                f" in the last {self._window}s)"
             )
             if refused is not None:
                 refused(args)
@@ -200,6 +201,10 @@ class _Events:
             times.popleft()
             self.total -= self.counts.popleft()
         return self.total
+
+
+def _count(number: int, one: str, many: str) -> str:
+    return f"{number} {one if number == 1 else many}"
 
 
 def _rate(where: str, name: str, value: object) -> float:

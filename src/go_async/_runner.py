@@ -104,8 +104,8 @@ class Runner:
         alone = alone and self._explored is None  # exploring: every task through `plan`, which pauses it
         if (retry := layers.retry) is None:
             return alone and layers.timeout is None
-        # A retry budget counts the first tries of the tasks that retry, and a retry with a time
-        # budget times the first try too: only `plan` does either.
+        # A retry budget counts the first tries of the tasks that retry (`plan` does, or a worker
+        # told by `inline`), and a retry with a time budget times the first try too (only `plan`).
         counted = layers.budget is not None and retry.attempts > 1
         return alone and layers.timeout is None and retry.within is None and not counted
 

@@ -64,8 +64,8 @@ class Spec:
     priority: int = 0
     layers: Layers = NO_LAYERS
     # An async function with no layer around it but a retry (without a time
-    # budget), which only a failure enters: a worker awaits it directly. Derived, so that the hot
-    # path reads one field.
+    # budget), which only a failure enters: a worker awaits it directly, unless its pool's retry
+    # budget must count it (see `Runner.budgeted`). Derived, so that the hot path reads one field.
     plain: bool = field(init=False)
     # The task's name, else its function's, for logs; and the name of the
     # asyncio task that runs it, for debuggers and asyncio's introspection.
