@@ -214,7 +214,7 @@ def test_async_inputs_behave_as_sync_ones(
     if pulled < n:
         with pytest.raises(ValueError, match=f"source failed at {fail_at}") as raised:
             asyncio.run(pool.amap(work, source.items()))
-        notes = [f"raised by the inputs iterable after {fail_at} inputs"]
+        notes = [f"raised by the inputs iterable after {fail_at} input{'s' if fail_at != 1 else ''}"]
         if task_fails:
             notes.append("1 task failed too: see pool.errors()")
         assert raised.value.__notes__ == notes

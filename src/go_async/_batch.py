@@ -143,7 +143,6 @@ class Batch(Outcomes):
         # A task's value is wanted (map, as_completed) or not (go).
         bare_out = self._keep is None and self._deliver is None
         bare = runner.bare and bare_out  # nothing around a plain task but to await it
-        budgeted = runner.budgeted
         hooks = runner.hooks
         timed = hooks is not None and hooks.times_tasks
         # The hooks of a task's start and success, called inline (see `caller`).
@@ -156,7 +155,6 @@ class Batch(Outcomes):
         inline: Inline | None = None
         slot: Slot | None = None
         guard: CircuitBreaker | None = None
-        first_try: Callable[[], None] | None = None
         probe = False
         limit: float | None = None
         turns: tuple[tuple[Callable[[], float | None], Clock], ...] = ()
@@ -191,14 +189,14 @@ class Batch(Outcomes):
                 me.set_name(spec.label)
                 if spec.drain is not None and spec.drain not in self._fed:
                     self._feed(spec.drain)
-                fast = spec.plain and bare and not (budgeted and spec.layers.retry is not None)
+                fast = spec.plain and bare and not (runner.budgeted and spec.layers.retry is not None)
                 # Inline only where the value is not wanted (map and as_completed keep it).
                 inline = None if fast or not bare_out else runner.inline(spec)
                 if inline is None:
                     if not fast:
                         call = runner.plan(spec)
                 else:
-                    guard, limit, first_try = inline.breaker, inline.seconds, inline.first_try
+                    guard, limit = inline.breaker, inline.seconds
                     turns = tuple((rate.reserve, rate.clock) for rate in inline.rates)
                     if limit is not None and slot is None:
                         slot = deadlines.slot(me)
@@ -216,8 +214,8 @@ class Batch(Outcomes):
                     if guard is not None:
                         probe = guard.admit(None)  # a refusal is the task's error, never retried
                         admitted = True
-                    if first_try is not None:  # a retry budget's count
-                        first_try()
+                    if inline.first_try is not None:  # a retry budget's count
+                        inline.first_try()
                     for reserve, rate_clock in turns:
                         if (turn := reserve()) is not None:
                             await rate_clock.sleep_until(turn)
