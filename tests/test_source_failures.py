@@ -222,3 +222,30 @@ def test_the_note_counts_one_input_as_one() -> None:
     with pytest.raises(OSError, match="the cursor died") as raised:
         Pool().map(same, inputs())
     assert raised.value.__notes__ == ["raised by the inputs iterable after 1 input"]
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_a_running_pools_map_notes_its_inputs_error(kind: str) -> None:
+    """As in Pool.map: the error of the inputs says after how many it came (raised at once here)."""
+
+    def inputs() -> Iterator[int]:
+        yield 1
+        yield 2
+        raise OSError("the cursor died")
+
+    async def async_inputs() -> AsyncIterator[int]:
+        for value in inputs():
+            yield value
+
+    async def same(value: int) -> int:
+        return value
+
+    async def main() -> None:
+        async with Pool(limit=2) as pool:
+            source = inputs() if kind == "sync" else async_inputs()
+            with pytest.raises(OSError, match="the cursor died") as raised:
+                await pool.map(same, source)
+            assert raised.value.__notes__ == ["raised by the inputs iterable after 2 inputs"]
+            assert await pool.map(same, [3]) == [3]  # the pool goes on
+
+    asyncio.run(main())

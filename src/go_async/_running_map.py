@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any, Literal, TypeVar, cast, overload
 
 from ._calls import calls, check_mapping
@@ -136,14 +136,30 @@ class RunningMap:
         tasks = calls(fn, inputs)
         try:
             if isinstance(tasks, MappedAsync):
+                pulled = cast("AsyncIterator[Task[X, X, V]]", tasks)
                 try:
-                    async for task in tasks:
-                        handles.append(await self.submit(task))  # noqa: PERF401 - as they come, for the except
+                    while True:
+                        try:
+                            task = await anext(pulled)
+                        except StopAsyncIteration:
+                            break
+                        except Exception as error:
+                            _note(error, len(handles))
+                            raise
+                        handles.append(await self.submit(task))
                 finally:
                     await tasks.aclose()
             else:
-                for task in cast("Iterable[Task[X, X, V]]", tasks):
-                    handles.append(await self.submit(task))  # noqa: PERF401 - kept as they come, for the except
+                pulls = iter(cast("Iterable[Task[X, X, V]]", tasks))
+                while True:
+                    try:
+                        task = next(pulls)
+                    except StopIteration:
+                        break
+                    except Exception as error:
+                        _note(error, len(handles))
+                        raise
+                    handles.append(await self.submit(task))
         except asyncio.CancelledError as cancelled:
             _cancel_unfinished(handles)
             if being_cancelled():
@@ -172,3 +188,8 @@ def _cancel_unfinished(handles: list[Handle[Any]]) -> None:
     for handle in handles:
         if not handle.done():
             handle.cancel()
+
+
+def _note(error: Exception, count: int) -> None:
+    # An error of the inputs themselves says after how many it came, as in `Pool.map`.
+    error.add_note(f"raised by the inputs iterable after {count} input{'' if count == 1 else 's'}")
