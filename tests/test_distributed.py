@@ -86,7 +86,7 @@ def test_registration_refuses_what_cannot_travel_as_typed_json() -> None:
     [
         ({"limit": 0}, ValueError, r"Remote: limit must be an int >= 1, got 0"),
         ({"queue": ""}, ValueError, r"Remote: queue must not be empty"),
-        ({"redeliver_after": -1}, ValueError, r"Remote: redeliver_after must be finite and >= 0 seconds"),
+        ({"redeliver_after": -1}, ValueError, r"Remote: redeliver_after must be finite and > 0 seconds"),
         ({"concurrency": 1.5}, TypeError, r"Worker: concurrency must be an int >= 1, got 1.5 \(float\)"),
     ],
 )

@@ -176,11 +176,11 @@ def test_starts_older_than_a_period_are_forgotten() -> None:
 def test_bad_rate_limits_are_refused_naming_the_call() -> None:
     with pytest.raises(ValueError, match=r"RateLimit: count must be an int >= 1, got 0"):
         RateLimit(0)
-    with pytest.raises(ValueError, match=r"RateLimit: per must be > 0 seconds, got 0"):
+    with pytest.raises(ValueError, match=r"RateLimit: per must be finite and > 0 seconds, got 0"):
         RateLimit(5, per=0)
     with pytest.raises(TypeError, match=r"with_rate_limit: limit must be a RateLimit or an int >= 1, got '5"):
         Task(starts_recorder(ManualClock())[1]).with_rate_limit("5")  # type: ignore[call-overload]
-    with pytest.raises(ValueError, match=r"Pool.with_rate_limit: per must be finite and >= 0 seconds"):
+    with pytest.raises(ValueError, match=r"Pool.with_rate_limit: per must be finite and > 0 seconds"):
         Pool().with_rate_limit(5, per=-1)
     with pytest.raises(ValueError, match=r"Pool.with_rate_limit: limit must be an int >= 1, got 0"):
         Pool().with_rate_limit(0)

@@ -357,7 +357,7 @@ _Pool: Any = Pool
         (lambda: _Budget(True), TypeError, "RetryBudget: ratio must be a number >= 0, got True (bool)"),
         (lambda: _Budget(-0.1), ValueError, "RetryBudget: ratio must be a finite number >= 0, got -0.1"),
         (lambda: _Budget(0.2, math.inf), ValueError, "RetryBudget: min_per_second must be a finite"),
-        (lambda: _Budget(window=0), ValueError, "RetryBudget: window must be > 0 seconds, got 0"),
+        (lambda: _Budget(window=0), ValueError, "RetryBudget: window must be finite and > 0 seconds, got 0"),
         (lambda: _Budget(clock=object()), TypeError, "RetryBudget: clock must be a Clock, got <object"),
         (
             lambda: _Pool().with_retry_budget("x"),

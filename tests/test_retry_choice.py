@@ -138,7 +138,7 @@ def test_within_counts_the_first_try_too(waits: WaitLog) -> None:
 
 def test_within_is_checked() -> None:
     """A budget is seconds > 0, or None for none."""
-    with pytest.raises(ValueError, match=r"Task\.with_retry: within must be > 0 seconds, got 0"):
+    with pytest.raises(ValueError, match=r"Task\.with_retry: within must be finite and > 0 seconds, got 0"):
         Task(failing_with([], [])).with_retry(3, within=0)
     with pytest.raises(TypeError, match=r"Pool\.with_retry: within must be seconds"):
         Pool().with_retry(3, within="30")  # type: ignore[arg-type]

@@ -256,7 +256,7 @@ def test_a_cron_schedule_needs_its_extra_and_a_valid_expression(monkeypatch: pyt
     [
         ({}, ValueError, r"give exactly one of every= or cron=, got every=None, cron=None"),
         ({"every": 1, "cron": "* * * * *"}, ValueError, r"give exactly one of every= or cron="),
-        ({"every": 0}, ValueError, r"every must be > 0 seconds, got 0"),
+        ({"every": 0}, ValueError, r"every must be finite and > 0 seconds, got 0"),
         ({"every": "1s"}, TypeError, r"every must be seconds as a float or a timedelta, got '1s'"),
         ({"every": 1, "times": 0}, ValueError, r"times must be an int >= 1, got 0"),
         ({"every": 1, "per_tick": 0}, ValueError, r"per_tick must be an int >= 1, got 0"),

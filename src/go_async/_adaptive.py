@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Any, Literal, cast
 
 from ._checks import positive_int
-from ._clock import SYSTEM_CLOCK, Clock
+from ._clock import Clock, clock_of
 
 # What counts as an overload: error types, or a test of the error.
 OverloadOn = type[Exception] | tuple[type[Exception], ...] | Callable[[Exception], bool]
@@ -103,10 +103,7 @@ class Adaptive:
             lambda t: 1 < t < math.inf,
         )
         self._overload = _overload_test(overload)
-        if clock is not None and not callable(getattr(clock, "time", None)):
-            msg = f"Adaptive: clock must be a Clock, got {clock!r} ({type(clock).__name__})"
-            raise TypeError(msg)
-        self._clock: Clock = SYSTEM_CLOCK if clock is None else clock
+        self._clock: Clock = clock_of("Adaptive", clock)
         # The limit as a real number: additive increase adds fractions of one.
         self._window = float(start)
         self._limit = start  # int(window), kept beside it: every try reads it

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from ._checks import label, positive_int
 from ._checks import seconds as checked_seconds
-from ._clock import SYSTEM_CLOCK, Clock
+from ._clock import Clock, clock_of
 
 
 class CircuitState(enum.Enum):
@@ -99,7 +99,7 @@ class CircuitBreaker:
         self.name: str = label("CircuitBreaker", "name", name)
         self._failures = positive_int("CircuitBreaker", "failures", failures)
         self._cooldown = checked_seconds("CircuitBreaker", "cooldown", cooldown)
-        self._clock = SYSTEM_CLOCK if clock is None else clock
+        self._clock = clock_of("CircuitBreaker", clock)
         self._state = CircuitState.CLOSED
         self._in_a_row = 0
         self._opened_at = 0.0

@@ -31,8 +31,8 @@ def positive_int(where: str, name: str, value: object) -> int:
     return value
 
 
-def seconds(where: str, name: str, value: object) -> float:
-    """Return ``value`` as finite, non-negative seconds (a number or a ``timedelta``)."""
+def seconds(where: str, name: str, value: object, *, positive: bool = False) -> float:
+    """Return ``value`` as finite, non-negative seconds (a number or a ``timedelta``); > 0 if ``positive``."""
     if isinstance(value, timedelta):
         number = value.total_seconds()
     elif isinstance(value, int | float) and not isinstance(value, bool):
@@ -43,19 +43,15 @@ def seconds(where: str, name: str, value: object) -> float:
             f"got {value!r} ({type(value).__name__})"
         )
         raise TypeError(msg)
-    if not math.isfinite(number) or number < 0:
-        msg = f"{where}: {name} must be finite and >= 0 seconds, got {value!r}"
+    if not math.isfinite(number) or number < 0 or (positive and number == 0):
+        msg = f"{where}: {name} must be finite and {'>' if positive else '>='} 0 seconds, got {value!r}"
         raise ValueError(msg)
     return number
 
 
 def positive_seconds(where: str, name: str, value: object) -> float:
     """Return ``value`` as finite seconds > 0 (a number or a ``timedelta``)."""
-    number = seconds(where, name, value)
-    if number == 0:
-        msg = f"{where}: {name} must be > 0 seconds, got {value!r}"
-        raise ValueError(msg)
-    return number
+    return seconds(where, name, value, positive=True)
 
 
 def timeout_seconds(where: str, value: object) -> float | None:

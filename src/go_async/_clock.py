@@ -12,7 +12,7 @@ import heapq
 import itertools
 import time
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Protocol, cast
 
 from . import _explore
 from ._checks import seconds as checked_seconds
@@ -64,6 +64,16 @@ class SystemClock:
 
 
 SYSTEM_CLOCK = SystemClock()
+
+
+def clock_of(where: str, clock: object) -> Clock:
+    """``clock``, or the system clock for ``None``; anything else without a ``time()`` is refused by name."""
+    if clock is None:
+        return SYSTEM_CLOCK
+    if not callable(getattr(clock, "time", None)):
+        msg = f"{where}: clock must be a Clock, got {clock!r} ({type(clock).__name__})"
+        raise TypeError(msg)
+    return cast("Clock", clock)
 
 
 class ManualClock:

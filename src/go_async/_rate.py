@@ -6,7 +6,7 @@ from collections import deque
 from datetime import timedelta
 
 from ._checks import positive_int, positive_seconds
-from ._clock import SYSTEM_CLOCK, Clock
+from ._clock import Clock, clock_of
 
 
 class RateLimit:
@@ -30,7 +30,7 @@ class RateLimit:
     def __init__(self, count: int, per: float | timedelta = 1.0, *, clock: Clock | None = None) -> None:
         self._count = positive_int("RateLimit", "count", count)
         self._per = positive_seconds("RateLimit", "per", per)
-        self._clock = SYSTEM_CLOCK if clock is None else clock
+        self._clock = clock_of("RateLimit", clock)
         # The times given to the latest `count` starts, in order: a start may
         # come `per` seconds after the one `count` places before it.
         self._turns: deque[float] = deque(maxlen=self._count)

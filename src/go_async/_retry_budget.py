@@ -16,10 +16,10 @@ import math
 from collections import deque
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any, cast
+from typing import Any
 
 from ._checks import positive_seconds
-from ._clock import SYSTEM_CLOCK, Clock
+from ._clock import Clock, clock_of
 from ._hookset import HookSet, emit
 
 Call = Callable[[Any], Awaitable[Any]]
@@ -220,14 +220,11 @@ def _rate(where: str, name: str, value: object) -> float:
 def _checked(
     where: str, ratio: object, min_per_second: object, window: object, clock: object
 ) -> tuple[float, float, float, Clock]:
-    if clock is not None and not callable(getattr(clock, "time", None)):
-        msg = f"{where}: clock must be a Clock, got {clock!r} ({type(clock).__name__})"
-        raise TypeError(msg)
     return (
         _rate(where, "ratio", ratio),
         _rate(where, "min_per_second", min_per_second),
         positive_seconds(where, "window", window),
-        SYSTEM_CLOCK if clock is None else cast("Clock", clock),
+        clock_of(where, clock),
     )
 
 

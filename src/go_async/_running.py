@@ -16,7 +16,7 @@ from typing import Any, TypeVar, overload
 
 from ._checks import positive_int
 from ._checks import seconds as checked_seconds
-from ._clock import SYSTEM_CLOCK, Clock
+from ._clock import Clock, clock_of
 from ._family import Family
 from ._handle import Handle
 from ._hookset import emit
@@ -184,7 +184,7 @@ class RunningPool(RunningMap):
             where, task, every, cron, jitter, times, per_tick, overlap
         )
         self._check_open("schedule")
-        clock = SYSTEM_CLOCK if clock is None else clock
+        clock = clock_of(where, clock)
         due = every_interval(clock, interval) if interval is not None else cron_times(where, clock, cron)
         schedule = Schedule(
             self, task, due, jitter=spread, times=ticks, per_tick=per, overlap=policy, clock=clock

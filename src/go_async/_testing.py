@@ -102,6 +102,10 @@ def set_testing(
     """
     global _active  # noqa: PLW0603 - testing mode is process-wide by design
     explore = _explore.checked_seed(explore)
+    given: object = seed  # typed int, but untyped callers pass anything
+    if given is not None and (not isinstance(given, int) or isinstance(given, bool)):
+        msg = f"set_testing: seed must be an int or None, got {given!r} ({type(given).__name__})"
+        raise TypeError(msg)
     jitter = seed if seed is not None else 0 if explore is None else explore
     log = WaitLog(seed=jitter, instant=instant, previous=_active, explore=explore if on else None)
     _active = log if on else None
