@@ -36,3 +36,19 @@ def test_a_seed_must_be_an_int() -> None:
         set_testing(seed="x")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match=r"set_testing: seed must be an int or None, got True"):
         set_testing(seed=True)
+
+
+def test_a_stopped_running_pools_map_names_the_call() -> None:
+    async def same(value: int) -> int:
+        return value
+
+    async def main() -> None:
+        async with Pool() as pool:
+            pass
+        for call in ("map", "amap"):
+            with pytest.raises(RuntimeError, match=rf"RunningPool\.{call}\(\): the pool is not running"):
+                await getattr(pool, call)(same, [1])
+        with pytest.raises(RuntimeError, match=r"RunningPool\.as_completed\(\): the pool is not running"):
+            pool.as_completed(same, [1])
+
+    asyncio.run(main())

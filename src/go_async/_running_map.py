@@ -38,6 +38,9 @@ class RunningMap:
         """Queue ``task`` to run in this pool; waits while the queue is full."""
         raise NotImplementedError  # the running pool's own
 
+    def _check_open(self, call: str) -> None:
+        raise NotImplementedError  # the running pool's own: refuses a call once it stopped
+
     @overload
     async def map(
         self, fn: Callable[[X], Awaitable[V]], inputs: Inputs[X], *, return_exceptions: Literal[False] = ...
@@ -58,6 +61,7 @@ class RunningMap:
         raise ``CancelledError`` once every call has ended.
         """
         check_mapping("RunningPool.map", fn, inputs)
+        self._check_open("map")
         return await self._map(fn, inputs, return_exceptions)
 
     @overload
@@ -73,6 +77,7 @@ class RunningMap:
     ) -> list[V] | list[V | Exception]:
         """``map`` by the name of ``Pool.amap``, so that code moves between the two unchanged."""
         check_mapping("RunningPool.amap", fn, inputs)
+        self._check_open("amap")
         return await self._map(fn, inputs, return_exceptions)
 
     def as_completed(self, fn: Callable[[X], Awaitable[V]], inputs: Inputs[X]) -> AsyncGenerator[V, None]:
@@ -82,6 +87,7 @@ class RunningMap:
         in input order. Leaving the loop early cancels the calls not yet ended.
         """
         check_mapping("RunningPool.as_completed", fn, inputs)
+        self._check_open("as_completed")
         return self._as_completed(fn, inputs)
 
     async def _as_completed(

@@ -18,6 +18,8 @@ class PoolStats:
     pool's ``RetryBudget`` refused (each ended its task with its last error).
     ``running`` counts the tasks a worker has started: under an ``Adaptive``
     limit, some of them may be waiting for room below ``concurrency_limit``.
+    ``retried`` counts the tasks that were tried again, once each however
+    many retries they took.
 
     Example::
 
