@@ -1,6 +1,7 @@
 """Mends from a user's trial of the running pool (``async with Pool(...) as pool``)."""
 
 import asyncio
+import contextvars
 import logging
 
 import pytest
@@ -97,5 +98,69 @@ def test_handle_wait_names_its_timeout_parameter() -> None:
                 await handle.wait(timeout=0)
             with pytest.raises(ValueError, match="boom 3"):
                 await handle.wait(timeout=5)
+
+    asyncio.run(main())
+
+
+async def stopper(args: Args[None]) -> None:
+    await args.pool.shutdown(timeout=5)
+
+
+def test_a_task_cannot_shut_down_its_own_pool() -> None:
+    async def main() -> None:
+        async with Pool() as pool:
+            handle = await pool.submit(Task(stopper))
+            with pytest.raises(RuntimeError, match=r"shutdown\(\): a task cannot wait for its own pool"):
+                await handle
+            assert pool.is_running  # the refused call changed nothing
+            sub = pool.sub(limit=1)
+            inner = await sub.submit(Task(stopper))  # a sub-pool's task shutting down its own sub-pool
+            with pytest.raises(RuntimeError, match="cannot wait for its own pool"):
+                await inner
+
+    asyncio.run(main())
+
+
+def test_a_task_run_in_its_own_context_cannot_shut_down_its_pool() -> None:
+    var: contextvars.ContextVar[int] = contextvars.ContextVar("var")
+
+    async def main() -> None:
+        async with Pool() as pool:
+            var.set(1)  # the submitter's context differs from the pool's: the task runs in its own
+            handle = await pool.submit(Task(stopper))
+            with pytest.raises(RuntimeError, match="cannot wait for its own pool"):
+                await handle
+
+    asyncio.run(main())
+
+
+def test_a_task_may_shut_down_a_sub_pool_it_is_not_in() -> None:
+    async def shut_sub(args: Args[None]) -> int:
+        sub = args.pool.sub(limit=1)
+        await sub.submit(Task(boom).with_input(4))
+        return len(await sub.shutdown())
+
+    async def main() -> None:
+        async with Pool() as pool:
+            handle = await pool.submit(Task(shut_sub))
+            assert await handle == 0
+
+    with pytest.raises(ExceptionGroup, match="1 of 2 tasks failed"):  # boom 4, which nobody awaited
+        asyncio.run(main())
+
+
+def test_submit_nowait_from_a_worker_thread_is_refused_at_the_call() -> None:
+    async def child(args: Args[int]) -> None:
+        pass
+
+    def parent(args: Args[int]) -> None:  # a plain def: it runs in a worker thread
+        args.pool.submit_nowait(Task(child).with_input(1))
+
+    async def main() -> None:
+        async with Pool(limit=4) as pool:
+            handle = await pool.submit(Task(parent).with_input(0))
+            with pytest.raises(RuntimeError, match=r"submit_nowait\(\) was called from another thread"):
+                await handle
+        assert pool.stats().completed == 0  # no child was queued
 
     asyncio.run(main())

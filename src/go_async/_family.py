@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import itertools
+import threading
 import time
 from collections import deque
 from functools import partial
@@ -65,6 +66,7 @@ class Family:
         self.listeners = 0
         self.closing = False
         self.opened = time.monotonic()
+        self.thread = threading.get_ident()  # the event loop's: only it may submit (see `_calling`)
 
     # --- the queue ---------------------------------------------------------------
 
