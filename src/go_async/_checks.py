@@ -54,13 +54,13 @@ def positive_seconds(where: str, name: str, value: object) -> float:
     return seconds(where, name, value, positive=True)
 
 
-def timeout_seconds(where: str, value: object) -> float | None:
-    """Return ``value`` as a timeout: ``None`` (no timeout) or finite seconds > 0."""
+def timeout_seconds(where: str, value: object, name: str = "seconds") -> float | None:
+    """Return ``value`` (the parameter ``name``) as a timeout: ``None`` (no timeout) or finite seconds > 0."""
     if value is None:
         return None
-    number = seconds(where, "seconds", value)
+    number = seconds(where, name, value)
     if number == 0:
-        msg = f"{where}: seconds must be > 0 (or None for no timeout), got {value!r}"
+        msg = f"{where}: {name} must be > 0 (or None for no timeout), got {value!r}"
         raise ValueError(msg)
     return number
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
 from ._handle import Handle
+from ._task import name_failure
 
 log = logging.getLogger("go_async")
 
@@ -62,6 +64,12 @@ class Failures:
         if failures and error is not None:
             count = f"{len(failures)} submitted task" + ("s" if len(failures) > 1 else "")
             error.add_note(f"{count} failed too, and nobody awaited their handles")
+            for failure in failures:  # the block's own error is raised instead: logged, or they would be lost
+                log.error(
+                    "go_async: a task failed and nobody awaited its handle; the block raised %r instead",
+                    error,
+                    exc_info=failure,
+                )
 
     def _unretrieved(self) -> list[Exception]:
         # The kept ones nobody retrieved since, in submission order, now marked retrieved.
@@ -71,3 +79,11 @@ class Failures:
         errors = [error for h in failed if isinstance(error := h._error, Exception)]
         stopped = [schedule for schedule in self.schedules if not schedule._retrieved]
         return errors + [schedule._failure() for schedule in stopped]
+
+
+def own_cancel(cancelled: asyncio.CancelledError, args: Any) -> RuntimeError:
+    """The failure of a task that raised ``CancelledError`` though nothing cancelled it, as ``go`` has it."""
+    error = RuntimeError(f"{args._task!r} raised CancelledError, though its run was not cancelled")
+    error.__cause__ = cancelled
+    name_failure(error, args)
+    return error

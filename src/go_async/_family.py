@@ -14,13 +14,14 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import itertools
+import threading
 import time
 from collections import deque
 from functools import partial
 from typing import Any, cast
 
 from ._drain import Drain
-from ._failures import Failures
+from ._failures import Failures, own_cancel
 from ._handle import Handle, State
 from ._hookset import emit
 from ._interrupts import Interrupts
@@ -65,6 +66,7 @@ class Family:
         self.listeners = 0
         self.closing = False
         self.opened = time.monotonic()
+        self.thread = threading.get_ident()  # the event loop's: only it may submit (see `_calling`)
 
     # --- the queue ---------------------------------------------------------------
 
@@ -163,12 +165,16 @@ class Family:
             except Exception as final:
                 state, error = State.FAILED, final
                 name_failure(final, args)
-            except asyncio.CancelledError:
+            except asyncio.CancelledError as cancelled:
+                if not handle._stopping and not me.cancelling():
+                    # Raised by the task itself (it awaited what another task cancelled): a failure, as in go.
+                    state, error = State.FAILED, own_cancel(cancelled, args)
                 # Only this task's own cancel(), with nothing else pending, lets the worker go on.
-                if not handle._stopping or me.uncancel() > 0:
+                elif not handle._stopping or me.uncancel() > 0:
                     self.finish(place, handle, State.CANCELLED)
                     raise
-                state = State.CANCELLED
+                else:
+                    state = State.CANCELLED
             except (KeyboardInterrupt, SystemExit) as interrupt:
                 self.finish(place, handle, State.CANCELLED)
                 self.interrupts.catch(interrupt)

@@ -120,9 +120,11 @@ class Handle(Generic[R]):
     async def wait(self, timeout: float | timedelta | None = None) -> None:  # noqa: ASYNC109 - a timeout for the wait only
         """Wait for the task's outcome, as ``await handle``, for at most ``timeout`` seconds.
 
-        Raises ``TimeoutError`` if the task has not ended by then; it goes on.
+        It returns nothing, but raises as ``await handle`` does: the task's
+        error if it failed, ``CancelledError`` if it was cancelled. Raises
+        ``TimeoutError`` if the task has not ended by then; it goes on.
         """
-        seconds = timeout_seconds("Handle.wait", timeout)
+        seconds = timeout_seconds("Handle.wait", timeout, "timeout")
         async with asyncio.timeout(seconds):
             await self
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from ._calling import own_handle
 from ._handle import Handle
 from ._runner import Runner
 
@@ -45,6 +46,7 @@ async def in_own_context(
 
 async def _run_caught(runner: Runner, handle: Handle[Any], began: list[bool]) -> Any:
     began.append(True)
+    own_handle.set(handle)  # its asyncio task is not its worker: this tells it from others (see `_calling`)
     try:
         return await runner.run(handle._spec, handle._args)
     except (KeyboardInterrupt, SystemExit) as interrupt:

@@ -14,6 +14,7 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any, TypeVar, overload
 
+from ._calling import check_not_within, check_open, check_task
 from ._checks import positive_int
 from ._checks import seconds as checked_seconds
 from ._clock import Clock, clock_of
@@ -215,11 +216,13 @@ class RunningPool(RunningMap):
         """Take no more tasks, let queued and running ones end within ``timeout``, then cancel the rest.
 
         Returns the handles of the tasks that had to be cancelled (none if all
-        ended in time), in submission order, once every task has ended.
+        ended in time), in submission order, once every task has ended. A task
+        of the pool (or of a sub-pool) may not call it, as it would wait for
+        itself: it raises ``RuntimeError``; ``cancel()`` does not wait.
         """
         seconds = None if timeout is None else checked_seconds("RunningPool.shutdown", "timeout", timeout)
-        # Only the whole pool's shutdown may close its topics: a sub-pool's
-        # leaves the others publishing.
+        check_not_within("RunningPool.shutdown()", self._place)
+        # Only the whole pool's shutdown closes its topics: a sub-pool's leaves the others publishing.
         if self._parent is None:
             self._family.closing = True
         self._stop_accepting()
@@ -293,15 +296,11 @@ class RunningPool(RunningMap):
     # --- the queue -----------------------------------------------------------------
 
     def _check_submit(self, call: str, task: object) -> None:
-        if not isinstance(task, Task):
-            msg = f"RunningPool.{call}(task): task must be a Task, got {task!r} ({type(task).__name__})"
-            raise TypeError(msg)
+        check_task(f"RunningPool.{call}(task)", task)
         self._check_open(call)
 
     def _check_open(self, call: str) -> None:
-        if not self._place.accepting:
-            msg = f"RunningPool.{call}(): the pool is not running (it was shut down or its block ended)"
-            raise RuntimeError(msg)
+        check_open(f"RunningPool.{call}()", self._place, self._family.thread)
 
     def _queue_is_full(self) -> bool:
         size = self._family.settings.queue_size

@@ -118,7 +118,7 @@ class RemoteHandle(Generic[R]):
 
     async def result(self, timeout: float | timedelta | None = None) -> R:  # noqa: ASYNC109 - the wait's own
         """Wait at most ``timeout`` seconds (``None``: as long as it takes) for the result."""
-        seconds = timeout_seconds("RemoteHandle.result", timeout)
+        seconds = timeout_seconds("RemoteHandle.result", timeout, "timeout")
         async with asyncio.timeout(seconds):
             answer = await asyncio.shield(self._reply)  # a wait that times out leaves it to a later one
         return self._decode(answer)
