@@ -96,8 +96,16 @@ def test_a_timeout_error_of_the_task_itself_is_left_as_it_is() -> None:
 @pytest.mark.parametrize(
     ("value", "error", "message"),
     [
-        (0, ValueError, r"Task.with_timeout: seconds must be > 0 \(or None for no timeout\), got 0"),
-        (-1, ValueError, r"Task.with_timeout: seconds must be finite and >= 0 seconds, got -1"),
+        (
+            0,
+            ValueError,
+            r"Task.with_timeout: seconds must be finite and > 0 seconds \(or None for no timeout\), got 0",
+        ),
+        (
+            -1,
+            ValueError,
+            r"Task.with_timeout: seconds must be finite and > 0 seconds \(or None for no timeout\), got -1",
+        ),
         (float("nan"), ValueError, r"seconds must be finite"),
         ("1", TypeError, r"Task.with_timeout: seconds must be seconds as a float or a timedelta, got '1'"),
     ],

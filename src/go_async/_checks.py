@@ -58,11 +58,11 @@ def timeout_seconds(where: str, value: object, name: str = "seconds") -> float |
     """Return ``value`` (the parameter ``name``) as a timeout: ``None`` (no timeout) or finite seconds > 0."""
     if value is None:
         return None
-    number = seconds(where, name, value)
-    if number == 0:
-        msg = f"{where}: {name} must be > 0 (or None for no timeout), got {value!r}"
-        raise ValueError(msg)
-    return number
+    try:
+        return seconds(where, name, value, positive=True)
+    except ValueError as error:  # the same words for 0 and for -1
+        error.args = (f"{error.args[0].split(', got ')[0]} (or None for no timeout), got {value!r}",)
+        raise
 
 
 def label(where: str, name: str, value: object) -> str:
