@@ -117,6 +117,8 @@ def is_plain_def(fn: object) -> bool:
     """
     while isinstance(fn, functools.partial):
         fn = fn.func
+    if inspect.iscoroutinefunction(fn):
+        return False  # marked async though its class's __call__ is a def: an AsyncMock
     if inspect.ismethod(fn):
         fn = fn.__func__
     if not inspect.isfunction(fn):
