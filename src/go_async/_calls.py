@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Sized
 from typing import Any, Generic, TypeVar, cast, overload
 
-from ._spec import describe
+from ._spec import describe, is_plain_def, short_repr, sync_fn
 from ._supply import Inputs, MappedAsync, is_async_only
 from ._task import Args, Task
 
@@ -39,7 +40,13 @@ class _Call:
         self._fn = fn
 
     async def __call__(self, args: Args[Any]) -> Any:
-        return await self._fn(args.input)
+        result = self._fn(args.input)
+        if not inspect.isawaitable(result):
+            # A sync callable check_mapping could not tell apart (a lambda, a builtin).
+            returned = short_repr(result)
+            msg = f"fn must be an async function: {describe(self._fn)} returned {returned}, not an awaitable"
+            raise TypeError(msg)
+        return await result
 
     def __repr__(self) -> str:
         return describe(self._fn)
@@ -137,6 +144,9 @@ def check_mapping(where: str, fn: object, inputs: object) -> None:
         kind = type(fn).__name__
         msg = f"{where}(fn, inputs): fn must be an async function of one input, got {fn!r} ({kind})"
         raise TypeError(msg)
+    if is_plain_def(fn):
+        # Run on the event loop, it would block it, then fail after its side effects, on every try.
+        raise TypeError(f"{where}(fn, inputs): {sync_fn(fn)}")
     if not isinstance(inputs, Iterable | AsyncIterable):
         kind = type(inputs).__name__
         msg = f"{where}(fn, inputs): inputs must be iterable, got {inputs!r} ({kind})"

@@ -8,8 +8,9 @@ from datetime import timedelta
 from typing import Any, Generic, TypeVar, TypeVarTuple, cast
 
 from ._calls import refuse_to_block
+from ._checks import label, timeout_seconds
 from ._pool import Pool
-from ._retry import DEFAULT_MAX_WAIT
+from ._retry import DEFAULT_MAX_WAIT, RetryPolicy
 from ._running import RunningPool
 from ._step_fn import step_task
 from ._task import Task
@@ -158,15 +159,16 @@ class Step(Flow[A_contra, B_co]):
         self, attempts: int, sleep: float | timedelta = 0.1, *, max_wait: float | timedelta = DEFAULT_MAX_WAIT
     ) -> Step[A_contra, B_co]:
         """A copy of this step that tries up to ``attempts`` times (see ``Task.with_retry``)."""
-        return Step(self._task.with_retry(attempts, sleep, max_wait=max_wait))
+        retry = RetryPolicy.checked("Step.with_retry", attempts, sleep, max_wait)
+        return Step(self._task._with_layers(retry=retry))
 
     def with_timeout(self, seconds: float | timedelta | None) -> Step[A_contra, B_co]:
         """A copy of this step whose every try times out after ``seconds`` (see ``Task.with_timeout``)."""
-        return Step(self._task.with_timeout(seconds))
+        return Step(self._task._with_layers(timeout=timeout_seconds("Step.with_timeout", seconds)))
 
     def with_name(self, name: str) -> Step[A_contra, B_co]:
         """A copy of this step named ``name``, for logs, hooks and ``FlowError``."""
-        return Step(self._task.with_name(name))
+        return Step(self._task._with(name=label("Step.with_name", "name", name)))
 
 
 class _Group:
@@ -270,6 +272,12 @@ class _Runner:
             return await handle
         except Exception as failure:
             raise FlowError(where, step._task._spec.title, failure) from failure
+        except BaseException:
+            # The flow's caller was cancelled (or interrupted): awaiting a handle never
+            # cancels its task, so stop the step here, and return once it has ended.
+            handle.cancel()
+            await handle._ended()
+            raise
 
     async def group(self, group: _Group, value: Any, where: str) -> list[Any]:
         failures: dict[int, FlowError] = {}

@@ -8,6 +8,7 @@ by the layer's own module.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import reprlib
 from collections.abc import Awaitable, Callable
@@ -107,6 +108,34 @@ def is_async_callable(fn: Callable[..., Any]) -> bool:
     return not inspect.isroutine(fn) and inspect.iscoroutinefunction(call)
 
 
+def is_plain_def(fn: object) -> bool:
+    """Whether ``fn`` is clearly a sync ``def`` (or a partial of one, or an object whose ``__call__`` is one).
+
+    Such a function would run on the event loop, blocking it, and its result
+    cannot be awaited. A lambda, or a def wrapping an async function
+    (``functools.wraps``), may return an awaitable: those are not refused.
+    """
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    if inspect.iscoroutinefunction(fn):
+        return False  # marked async though its class's __call__ is a def: an AsyncMock
+    if inspect.ismethod(fn):
+        fn = fn.__func__
+    if not inspect.isfunction(fn):
+        if inspect.isroutine(fn) or isinstance(fn, type):
+            return False  # a builtin or a class: nothing is clear about what it returns
+        call = getattr(type(fn), "__call__", None)  # noqa: B004 - the class's __call__, not a callable check
+        return inspect.isfunction(call) and _sync_def(call)
+    return _sync_def(fn)
+
+
+def _sync_def(fn: Any) -> bool:
+    if inspect.iscoroutinefunction(inspect.unwrap(fn)) or inspect.iscoroutinefunction(fn):
+        return False
+    name: str = fn.__name__
+    return name != "<lambda>"
+
+
 def describe(fn: Callable[..., Any]) -> str:
     """A function's qualified name, for logs and reprs; the repr of anything else."""
     name = getattr(fn, "__qualname__", None)
@@ -124,3 +153,11 @@ def short_repr(value: object) -> str:
     """``repr(value)``, at most 100 characters: for notes and logs, which must stay small."""
     text = _SHORT.repr(value)
     return text if len(text) <= _SHORT_MAX else f"{text[: _SHORT_MAX - 3]}..."
+
+
+def sync_fn(fn: object) -> str:
+    """The error text for a plain ``def`` given where an async function is needed."""
+    return (
+        f"fn must be an async function (async def), got {fn!r}, a plain def:"
+        " run on the event loop it would block it, and its result cannot be awaited"
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
-from ._spec import describe
+from ._spec import describe, is_plain_def, sync_fn
 from ._task import Args, Task
 
 
@@ -20,6 +20,9 @@ def step_task(
     if not callable(fn):
         msg = f"{where}(fn): fn must be an async function, got {fn!r} ({type(fn).__name__})"
         raise TypeError(msg)
+    if is_plain_def(fn):
+        # Run on the event loop, it would block it, then fail the step after its side effects.
+        raise TypeError(f"{where}(fn): {sync_fn(fn)}")
     return Task(cast("Callable[[Args[Any]], Awaitable[None]]", StepFn(fn, body, fixed, takes_input)))
 
 
