@@ -41,12 +41,16 @@ class _Call:
 
     async def __call__(self, args: Args[Any]) -> Any:
         result = self._fn(args.input)
-        if not inspect.isawaitable(result):
-            # A sync callable check_mapping could not tell apart (a lambda, a builtin).
+        try:
+            return await result
+        except TypeError:
+            if inspect.isawaitable(result):
+                raise  # fn's own error
+            # A sync callable check_mapping could not tell apart (a lambda, a builtin); checked only
+            # here, after the await failed, so that every call that works pays nothing for it.
             returned = short_repr(result)
             msg = f"fn must be an async function: {describe(self._fn)} returned {returned}, not an awaitable"
-            raise TypeError(msg)
-        return await result
+            raise TypeError(msg) from None
 
     def __repr__(self) -> str:
         return describe(self._fn)
