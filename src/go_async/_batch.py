@@ -25,7 +25,7 @@ from ._outcomes import Outcomes
 from ._runner import Call, Inline, Runner
 from ._settings import Settings
 from ._spec import Spec
-from ._supply import END, AsyncSupply, Pull, is_async_only
+from ._supply import END, AsyncSupply, Pull, is_async_only, stray_cancel
 from ._task import Args, Origin, Task, run_numbers
 from ._threads import Threads
 
@@ -278,9 +278,7 @@ class Batch(Outcomes):
                 # Raised by the task itself (it awaited something that another
                 # task cancelled), not by a cancellation of this run: a failure
                 # of that task, and the worker goes on.
-                own = RuntimeError(f"{task!r} raised CancelledError, though its run was not cancelled")
-                own.__cause__ = cancelled
-                self._failed(index, args, own)
+                self._failed(index, args, stray_cancel(repr(task), cancelled))
             except (KeyboardInterrupt, SystemExit) as interrupt:
                 if admitted and guard is not None:
                     guard.abandoned(probe)

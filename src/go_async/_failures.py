@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
 from ._handle import Handle
-from ._task import name_failure
 
 log = logging.getLogger("go_async")
 
@@ -79,11 +77,3 @@ class Failures:
         errors = [error for h in failed if isinstance(error := h._error, Exception)]
         stopped = [schedule for schedule in self.schedules if not schedule._retrieved]
         return errors + [schedule._failure() for schedule in stopped]
-
-
-def own_cancel(cancelled: asyncio.CancelledError, args: Any) -> RuntimeError:
-    """The failure of a task that raised ``CancelledError`` though nothing cancelled it, as ``go`` has it."""
-    error = RuntimeError(f"{args._task!r} raised CancelledError, though its run was not cancelled")
-    error.__cause__ = cancelled
-    name_failure(error, args)
-    return error

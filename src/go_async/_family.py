@@ -21,7 +21,7 @@ from functools import partial
 from typing import Any, cast
 
 from ._drain import Drain
-from ._failures import Failures, own_cancel
+from ._failures import Failures
 from ._handle import Handle, State
 from ._hookset import emit
 from ._interrupts import Interrupts
@@ -29,6 +29,7 @@ from ._own_context import in_own_context
 from ._place import Place
 from ._runner import Runner
 from ._settings import Settings
+from ._supply import stray_cancel
 from ._task import name_failure
 from ._threads import Threads
 from ._topic import Topic, WhenFull
@@ -168,7 +169,8 @@ class Family:
             except asyncio.CancelledError as cancelled:
                 if not handle._stopping and not me.cancelling():
                     # Raised by the task itself (it awaited what another task cancelled): a failure, as in go.
-                    state, error = State.FAILED, own_cancel(cancelled, args)
+                    state, error = State.FAILED, stray_cancel(repr(args._task), cancelled)
+                    name_failure(error, args)
                 # Only this task's own cancel(), with nothing else pending, lets the worker go on.
                 elif not handle._stopping or me.uncancel() > 0:
                     self.finish(place, handle, State.CANCELLED)

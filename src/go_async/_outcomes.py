@@ -7,7 +7,7 @@ from collections.abc import Callable
 from operator import itemgetter
 from typing import Any
 
-from ._supply import being_cancelled, source_cancelled
+from ._supply import being_cancelled, stray_cancel
 from ._task import Args, name_failure
 
 
@@ -38,7 +38,7 @@ class Outcomes:
         if isinstance(error, asyncio.CancelledError):
             if being_cancelled():
                 raise error  # the run is being cancelled: it goes on unwinding
-            error = source_cancelled(self._items, error)
+            error = stray_cancel(f"the {self._items} iterable", error)
         elif not isinstance(error, Exception):
             raise error
         items = self._items if self._total != 1 else self._items[:-1]  # "1 input", "2 inputs"

@@ -8,7 +8,7 @@ from typing import Any, Literal, TypeVar, cast, overload
 
 from ._calls import calls, check_mapping
 from ._handle import Handle, State
-from ._supply import Inputs, MappedAsync, being_cancelled, source_cancelled
+from ._supply import Inputs, MappedAsync, being_cancelled, stray_cancel
 from ._task import Task
 
 X = TypeVar("X")
@@ -171,7 +171,7 @@ class RunningMap:
             if being_cancelled():
                 raise
             # What `submit` awaits is cancelled only with its caller: the inputs raised this one.
-            raise source_cancelled("inputs", cancelled) from cancelled
+            raise stray_cancel("the inputs iterable", cancelled) from cancelled
         except BaseException:
             _cancel_unfinished(handles)
             raise

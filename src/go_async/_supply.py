@@ -115,13 +115,14 @@ def is_async_only(items: object) -> bool:
     return not isinstance(items, Iterable) and isinstance(items, AsyncIterable)
 
 
-def source_cancelled(items: str, cancelled: asyncio.CancelledError) -> RuntimeError:
-    """The error of an iterable of ``items`` that raised ``cancelled`` while its run was not cancelled.
+def stray_cancel(what: str, cancelled: asyncio.CancelledError) -> RuntimeError:
+    """The failure of ``what`` (a task, an iterable) that raised ``cancelled``, its run not cancelled.
 
-    It awaited something cancelled elsewhere. Taken for a cancellation, it
-    would end the run's pulls as if the iterable had run out: the rest lost, unsaid.
+    It awaited something cancelled elsewhere. Taken for a cancellation, a task's
+    would pass for cancelled, and an iterable's would end the run's pulls as if
+    it had run out: the rest lost, unsaid.
     """
-    error = RuntimeError(f"the {items} iterable raised CancelledError, though its run was not cancelled")
+    error = RuntimeError(f"{what} raised CancelledError, though its run was not cancelled")
     error.__cause__ = cancelled
     return error
 
