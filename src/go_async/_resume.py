@@ -224,7 +224,10 @@ class Resume:
             self._timer.cancel()
             self._timer = None
         if self._run_id:  # named once the first inputs were read
-            self._checkpoint.save(self.progress())
+            self._write(self.progress())
+
+    def _write(self, progress: RunProgress) -> None:
+        self._checkpoint.save(progress)
 
     def close(self, ending: BaseException | None = None) -> None:
         """Save, and close a file the run opened; a failed save is a note on ``ending``, if given."""

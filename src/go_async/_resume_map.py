@@ -13,7 +13,7 @@ import pickle
 from collections.abc import Callable
 from typing import Any
 
-from ._checkpoint import SqliteCheckpoint
+from ._checkpoint import RunProgress, SqliteCheckpoint
 from ._resume import Resume
 
 
@@ -56,14 +56,10 @@ class ResumeMap(Resume):
             raise
         super().succeeded(index, value)
 
-    def save(self) -> None:
-        """Save the progress now, with the values kept since the last save."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        if self._run_id:
-            self._file.save(self.progress(), self._unsaved)
-            self._unsaved = {}
+    def _write(self, progress: RunProgress) -> None:
+        # The values kept since the last save go with the progress, in one transaction.
+        self._file.save(progress, self._unsaved)
+        self._unsaved = {}
 
     def listed(self, failures: list[tuple[int, Exception]]) -> list[Any]:
         """Every input's value (or, from ``failures`` by run order, its error), in input order."""
